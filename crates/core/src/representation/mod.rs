@@ -1,0 +1,1 @@
+//! Keycloak's realm representation.

@@ -1,0 +1,178 @@
+//! The persistence contract. `store` implements it for SQLite and PostgreSQL; one
+//! conformance suite (in `pforte-store`) holds both to the same behaviour.
+//!
+//! Every method is one atomic step. Methods that need several writes to agree (import,
+//! rotation, code redemption) are single methods so that each backend can run them in one
+//! transaction.
+
+use std::future::Future;
+
+use crate::model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint would be violated (e.g. a username already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Backend(String),
+    /// Stored data could not be decoded (a bug or a manual edit).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything an import writes, applied in one transaction: all or nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RealmImport {
+    pub realm: Option<Realm>,
+    pub clients: Vec<Client>,
+    pub users: Vec<User>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Readiness: the database answers and the migrations are applied.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    // --- realms, clients, users -------------------------------------------------------
+
+    /// Inserts or replaces the realm, clients and users of `import` in one transaction.
+    /// Users are matched by `id`; a user whose username or email belongs to another id
+    /// in the same realm is a `Conflict` and nothing is written.
+    fn apply_import(&self, import: &RealmImport) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_realm(&self, name: &str) -> impl Future<Output = StoreResult<Option<Realm>>> + Send;
+    fn list_realms(&self) -> impl Future<Output = StoreResult<Vec<Realm>>> + Send;
+    fn get_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
+    fn list_clients(&self, realm: &str) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
+    fn get_user(&self, realm: &str, id: &str)
+    -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// `username` is compared lower-cased.
+    fn find_user_by_username(
+        &self,
+        realm: &str,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// `email` is compared lower-cased. Emails are unique per realm.
+    fn find_user_by_email(
+        &self,
+        realm: &str,
+        email: &str,
+    ) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    fn list_users(&self, realm: &str) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+
+    // --- signing keys ------------------------------------------------------------------
+
+    /// All keys of the realm, active and retired, newest first.
+    fn list_keys(&self, realm: &str) -> impl Future<Output = StoreResult<Vec<StoredKey>>> + Send;
+    /// Stores `key` as the realm's active key only if the realm has no active key yet.
+    /// Returns whether it was stored. Two nodes starting at once end up with one key.
+    fn insert_first_key(&self, key: &StoredKey) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// In one transaction: retires the active key(s) of `key.realm` at `now` and stores
+    /// `key` as the active one.
+    fn rotate_key(
+        &self,
+        key: &StoredKey,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes retired keys of the realm retired before `before`.
+    fn delete_retired_keys(
+        &self,
+        realm: &str,
+        before: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    // --- sessions ----------------------------------------------------------------------
+
+    fn create_session(&self, session: &Session) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_session(&self, id: &str) -> impl Future<Output = StoreResult<Option<Session>>> + Send;
+    fn touch_session(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes the session and revokes every grant that belongs to it.
+    fn delete_session(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    // --- codes, grants, refresh tokens ------------------------------------------------
+
+    fn insert_code(&self, code: &AuthCode) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Marks the code used and returns it (`Fresh`), or reports that it was used before
+    /// (`Reused`) or never existed (`Unknown`). Expiry is the caller's business.
+    fn redeem_code(
+        &self,
+        code_hash: &str,
+    ) -> impl Future<Output = StoreResult<CodeRedemption>> + Send;
+    fn insert_grant(&self, grant: &Grant) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_grant(&self, id: &str) -> impl Future<Output = StoreResult<Option<Grant>>> + Send;
+    fn revoke_grant(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Stores a grant together with its first refresh token, in one transaction.
+    fn insert_grant_with_refresh(
+        &self,
+        grant: &Grant,
+        refresh: Option<&RefreshToken>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_refresh(
+        &self,
+        token_hash: &str,
+    ) -> impl Future<Output = StoreResult<Option<RefreshLookup>>> + Send;
+    /// In one transaction: marks `old_hash` used (only if it is unused) and stores `new`.
+    fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new: &RefreshToken,
+    ) -> impl Future<Output = StoreResult<Rotation>> + Send;
+
+    // --- access-token revocation (RFC 7009) --------------------------------------------
+
+    fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn is_access_token_revoked(&self, jti: &str)
+    -> impl Future<Output = StoreResult<bool>> + Send;
+
+    // --- brute-force detection -----------------------------------------------------------
+
+    /// `key` identifies the attempted account (realm + lower-cased login name), whether or
+    /// not such a user exists, so that counting reveals nothing.
+    fn get_login_failures(
+        &self,
+        realm: &str,
+        key: &str,
+    ) -> impl Future<Output = StoreResult<LoginFailures>> + Send;
+    fn record_login_failure(
+        &self,
+        realm: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<LoginFailures>> + Send;
+    fn clear_login_failures(
+        &self,
+        realm: &str,
+        key: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    // --- flow state ------------------------------------------------------------------------
+
+    fn put_flow(&self, flow: &FlowState) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_flow(&self, id: &str) -> impl Future<Output = StoreResult<Option<FlowState>>> + Send;
+    /// Deletes and returns the flow state: each flow step that must happen once uses this.
+    fn take_flow(&self, id: &str) -> impl Future<Output = StoreResult<Option<FlowState>>> + Send;
+
+    // --- housekeeping ----------------------------------------------------------------------
+
+    /// Removes expired codes, refresh tokens, revoked-token entries, flow states and sessions
+    /// idle for longer than `session_idle_before`. Returns the number of rows removed.
+    fn purge_expired(
+        &self,
+        now: Timestamp,
+        session_idle_before: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+}
