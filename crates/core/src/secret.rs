@@ -1,7 +1,7 @@
 //! Secrets at rest: client secrets (high entropy, generated) get a fast keyed-free hash;
 //! user passwords (low entropy, chosen by people) get Argon2id.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest;
@@ -55,19 +55,16 @@ pub fn hash_password(
 ) -> Result<String, PasswordError> {
     let mut salt = [0u8; 16];
     rng.fill(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError(e.to_string()))?;
     argon2(cost)?
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password_with_salt(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| PasswordError(e.to_string()))
 }
 
 /// Verifies with the parameters recorded in the PHC string, whatever the current cost.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(phc) else {
-        return false;
-    };
-    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+    // `str` verification parses the PHC string and uses the parameters recorded in it.
+    Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
 }
 
 #[cfg(test)]

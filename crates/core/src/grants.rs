@@ -1,0 +1,350 @@
+//! The token endpoint's grants: `authorization_code`, `refresh_token`,
+//! `client_credentials`. Each takes an authenticated client and answers tokens or an
+//! RFC 6749 §5.2 error.
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::model::{
+    Client, CodeRedemption, Grant, Realm, RefreshToken, Rotation, Timestamp,
+};
+use crate::oauth::{ErrorCode, OAuthError, bounded};
+use crate::rng::{self, Rng};
+use crate::secret::hash_token;
+use crate::store::Store;
+use crate::tokens::{self, AuthContext, Principal, Signer, TokenResponse};
+use crate::{scope, session};
+
+#[derive(Clone, Debug, Default)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+}
+
+pub async fn token<S: Store>(
+    store: &S,
+    signer: Signer<'_>,
+    client: &Client,
+    req: &TokenRequest,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<TokenResponse, OAuthError> {
+    match bounded("grant_type", req.grant_type.as_deref())? {
+        Some("authorization_code") => authorization_code(store, signer, client, req, now, rng).await,
+        Some("refresh_token") => refresh(store, signer, client, req, now, rng).await,
+        Some("client_credentials") => client_credentials(signer, client, req, now, rng),
+        Some(other) => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("grant_type `{other}` is not supported (authorization_code, refresh_token, client_credentials)"),
+        )),
+        None => Err(OAuthError::invalid_request("grant_type is missing")),
+    }
+}
+
+/// RFC 7636 §4.1: 43–128 characters from the unreserved set.
+fn valid_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+}
+
+fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAuthError> {
+    match (challenge, verifier) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier sent, but the authorization request had no code_challenge",
+        )),
+        (Some(_), None) => Err(OAuthError::invalid_grant("PKCE verification failed: code_verifier is missing")),
+        (Some(challenge), Some(verifier)) => {
+            if !valid_pkce_value(verifier) {
+                return Err(OAuthError::invalid_grant(
+                    "PKCE verification failed: code_verifier must be 43-128 unreserved characters",
+                ));
+            }
+            let computed = s256(verifier);
+            if aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes())
+                .is_err()
+            {
+                return Err(OAuthError::invalid_grant("PKCE verification failed: code_verifier does not match the code_challenge"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// How long a refresh token lives: the session's idle timeout, never past the session's
+/// maximum lifespan.
+fn refresh_expiry(realm: &Realm, auth_time: Timestamp, now: Timestamp) -> Timestamp {
+    (now + realm.sso_session_idle_timeout).min(auth_time + realm.sso_session_max_lifespan)
+}
+
+async fn authorization_code<S: Store>(
+    store: &S,
+    signer: Signer<'_>,
+    client: &Client,
+    req: &TokenRequest,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<TokenResponse, OAuthError> {
+    let code = bounded("code", req.code.as_deref())?
+        .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let rec = match store.redeem_code(&hash_token(code)).await? {
+        CodeRedemption::Fresh(rec) => rec,
+        CodeRedemption::Reused(rec) => {
+            // RFC 6749 §4.1.2: a code used twice may be stolen; revoke what it issued.
+            store.revoke_grant(&rec.grant_id).await?;
+            return Err(OAuthError::invalid_grant(
+                "code already used; the tokens issued with it have been revoked",
+            ));
+        }
+        CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("code not valid")),
+    };
+    if rec.realm != signer.realm.name || rec.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("code was issued to another client"));
+    }
+    if rec.expires_at <= now {
+        return Err(OAuthError::invalid_grant("code has expired"));
+    }
+    if req.redirect_uri.as_deref() != Some(rec.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the one of the authorization request",
+        ));
+    }
+    check_pkce(
+        rec.code_challenge.as_deref(),
+        bounded("code_verifier", req.code_verifier.as_deref())?,
+    )?;
+    let user = store
+        .get_user(&rec.realm, &rec.user_id)
+        .await?
+        .filter(|u| u.enabled)
+        .ok_or_else(|| OAuthError::invalid_grant("user not found or disabled"))?;
+    let session = store
+        .get_session(&rec.session_id)
+        .await?
+        .filter(|s| session::is_active(signer.realm, s, now))
+        .ok_or_else(|| OAuthError::invalid_grant("session not active"))?;
+
+    let grant = Grant {
+        id: rec.grant_id.clone(),
+        realm: rec.realm.clone(),
+        client_id: client.client_id.clone(),
+        user_id: user.id.clone(),
+        session_id: Some(session.id.clone()),
+        scope: rec.scope.clone(),
+        auth_time: rec.auth_time,
+        acr: rec.acr.clone(),
+        created_at: now,
+        revoked: false,
+    };
+    let refresh_plain = rng::token(rng, 32);
+    let refresh = RefreshToken {
+        token_hash: hash_token(&refresh_plain),
+        grant_id: grant.id.clone(),
+        scope: rec.scope.clone(),
+        created_at: now,
+        expires_at: refresh_expiry(signer.realm, session.auth_time, now),
+    };
+    store.insert_grant_with_refresh(&grant, Some(&refresh)).await?;
+    let auth = AuthContext {
+        session_id: Some(&session.id),
+        auth_time: Some(rec.auth_time),
+        acr: rec.acr.as_deref(),
+        nonce: rec.nonce.as_deref(),
+        grant_id: Some(&grant.id),
+    };
+    respond(signer, client, &user, &rec.scope, &auth, Some((refresh_plain, refresh.expires_at)), now, rng)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    signer: Signer<'_>,
+    client: &Client,
+    user: &crate::model::User,
+    scope_granted: &str,
+    auth: &AuthContext<'_>,
+    refresh: Option<(String, Timestamp)>,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<TokenResponse, OAuthError> {
+    let (access_token, expires_in) =
+        tokens::access_token(signer, client, &Principal::User(user), scope_granted, auth, now, rng)?;
+    let id_token = if scope::contains(scope_granted, "openid") {
+        Some(tokens::id_token(signer, client, user, scope_granted, auth, &access_token, now, rng)?)
+    } else {
+        None
+    };
+    let (refresh_token, refresh_expires_in) = match refresh {
+        Some((t, exp)) => (Some(t), Some(exp - now)),
+        None => (None, None),
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token,
+        refresh_expires_in,
+        id_token,
+        scope: scope_granted.to_owned(),
+        session_state: auth.session_id.map(str::to_owned),
+        issued_token_type: None,
+    })
+}
+
+async fn refresh<S: Store>(
+    store: &S,
+    signer: Signer<'_>,
+    client: &Client,
+    req: &TokenRequest,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = bounded("refresh_token", req.refresh_token.as_deref())?
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let old_hash = hash_token(presented);
+    let Some(found) = store.get_refresh(&old_hash).await? else {
+        return Err(OAuthError::invalid_grant("refresh token not valid"));
+    };
+    let grant = &found.grant;
+    if grant.realm != signer.realm.name || grant.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+    }
+    if found.used {
+        // A rotated-out token came back: someone holds a copy. End the whole family.
+        store.revoke_grant(&grant.id).await?;
+        return Err(OAuthError::invalid_grant(
+            "refresh token was already used; all tokens of this grant have been revoked",
+        ));
+    }
+    if grant.revoked {
+        return Err(OAuthError::invalid_grant("refresh token has been revoked"));
+    }
+    if found.token.expires_at <= now {
+        return Err(OAuthError::invalid_grant("refresh token has expired"));
+    }
+    let session = match &grant.session_id {
+        Some(sid) => Some(
+            store
+                .get_session(sid)
+                .await?
+                .filter(|s| session::is_active(signer.realm, s, now))
+                .ok_or_else(|| OAuthError::invalid_grant("session not active"))?,
+        ),
+        None => None,
+    };
+    let narrowed = scope::narrow(&found.token.scope, bounded("scope", req.scope.as_deref())?)
+        .map_err(OAuthError::invalid_scope)?;
+    let user = store
+        .get_user(&grant.realm, &grant.user_id)
+        .await?
+        .filter(|u| u.enabled)
+        .ok_or_else(|| OAuthError::invalid_grant("user not found or disabled"))?;
+
+    let new_plain = rng::token(rng, 32);
+    let auth_time = session.as_ref().map_or(grant.auth_time, |s| s.auth_time);
+    let new = RefreshToken {
+        token_hash: hash_token(&new_plain),
+        grant_id: grant.id.clone(),
+        // The refreshed token keeps the grant's scope; narrowing applies to this response.
+        scope: found.token.scope.clone(),
+        created_at: now,
+        expires_at: refresh_expiry(signer.realm, auth_time, now),
+    };
+    match store.rotate_refresh(&old_hash, &new).await? {
+        Rotation::Rotated => {}
+        Rotation::AlreadyUsed => {
+            store.revoke_grant(&grant.id).await?;
+            return Err(OAuthError::invalid_grant(
+                "refresh token was already used; all tokens of this grant have been revoked",
+            ));
+        }
+        Rotation::Unknown => return Err(OAuthError::invalid_grant("refresh token not valid")),
+    }
+    if let Some(s) = &session
+        && session::needs_touch(s, now)
+    {
+        store.touch_session(&s.id, now).await?;
+    }
+    let auth = AuthContext {
+        session_id: grant.session_id.as_deref(),
+        auth_time: Some(auth_time),
+        acr: grant.acr.as_deref(),
+        nonce: None,
+        grant_id: Some(&grant.id),
+    };
+    respond(signer, client, &user, &narrowed, &auth, Some((new_plain, new.expires_at)), now, rng)
+}
+
+fn client_credentials(
+    signer: Signer<'_>,
+    client: &Client,
+    req: &TokenRequest,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<TokenResponse, OAuthError> {
+    if client.public_client {
+        return Err(OAuthError::unauthorized_client(
+            "public clients cannot use client_credentials",
+        ));
+    }
+    if !client.service_accounts_enabled {
+        return Err(OAuthError::unauthorized_client(
+            "client_credentials is not enabled for this client (serviceAccountsEnabled)",
+        ));
+    }
+    let granted = scope::grant(client, bounded("scope", req.scope.as_deref())?);
+    // No ID token without an end-user: drop `openid`.
+    let granted = granted
+        .split_whitespace()
+        .filter(|s| *s != "openid")
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (access_token, expires_in) = tokens::access_token(
+        signer,
+        client,
+        &Principal::ServiceAccount(client),
+        &granted,
+        &AuthContext::default(),
+        now,
+        rng,
+    )?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: None,
+        refresh_expires_in: None,
+        id_token: None,
+        scope: granted,
+        session_state: None,
+        issued_token_type: None,
+    })
+}
+
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_rules() {
+        let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let c = s256(v);
+        assert_eq!(c, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert!(check_pkce(Some(&c), Some(v)).is_ok());
+        assert!(check_pkce(Some(&c), None).is_err());
+        assert!(check_pkce(None, Some(v)).is_err(), "downgrade");
+        assert!(check_pkce(Some(&c), Some("short")).is_err());
+        assert!(check_pkce(Some(&c), Some(&format!("{v}x"))).is_err());
+        assert!(check_pkce(None, None).is_ok());
+    }
+}

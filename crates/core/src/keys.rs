@@ -1,0 +1,180 @@
+//! The lifecycle of a realm's signing keys: create on first use, rotate on demand or when
+//! the realm's algorithm changes, publish retired keys until no token signed with them can
+//! still be valid.
+
+
+use pforte_jose::seal::MasterKey;
+use pforte_jose::{Alg, Jwk, SigningKey, VerifyingKey};
+
+use crate::model::{Client, Realm, StoredKey, Timestamp};
+use crate::store::{Store, StoreError};
+
+/// Tolerance for clocks of relying parties that run behind ours.
+pub const CLOCK_SKEW_SECONDS: i64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("key {kid} of realm {realm}: {reason}")]
+    Key { realm: String, kid: String, reason: String },
+    #[error("cannot generate a {alg} key: {reason}")]
+    Generate { alg: Alg, reason: String },
+}
+
+/// A realm's keys in the form a node uses them.
+#[derive(Clone, Debug)]
+pub struct RealmKeys {
+    pub realm: String,
+    /// Signs new tokens.
+    pub active: SigningKey,
+    /// Active and still-published retired keys, for verifying our own tokens.
+    pub verifying: Vec<VerifyingKey>,
+    /// The JWKS content, active key first.
+    pub published: Vec<Jwk>,
+}
+
+/// How long a retired key stays published: the longest lifetime of any token the realm
+/// signs, plus clock skew. Refresh tokens are opaque (not signed), so they do not count.
+pub fn key_retention(realm: &Realm, clients: &[Client]) -> i64 {
+    let client_max = clients
+        .iter()
+        .filter_map(|c| c.attributes.get("access.token.lifespan"))
+        .filter_map(|v| v.parse::<i64>().ok())
+        .max()
+        .unwrap_or(0);
+    realm.access_token_lifespan.max(client_max) + CLOCK_SKEW_SECONDS
+}
+
+/// Additional authenticated data binding a sealed private key to its realm and kid, so that
+/// a sealed blob copied onto another row does not open.
+fn aad(realm: &str, kid: &str) -> Vec<u8> {
+    format!("pforte-signing-key:{realm}:{kid}").into_bytes()
+}
+
+fn new_stored_key(
+    realm: &Realm,
+    master: &MasterKey,
+    now: Timestamp,
+) -> Result<StoredKey, KeyError> {
+    let alg = realm.signature_alg;
+    let key = SigningKey::generate(alg).map_err(|e| KeyError::Generate {
+        alg,
+        reason: e.to_string(),
+    })?;
+    let kid = key.kid().to_owned();
+    let sealed_private = master
+        .seal(&key.to_pkcs8(), &aad(&realm.name, &kid))
+        .map_err(|e| KeyError::Key {
+            realm: realm.name.clone(),
+            kid: kid.clone(),
+            reason: e.to_string(),
+        })?;
+    let public_jwk = serde_json::to_string(&key.public_jwk()).map_err(|e| KeyError::Key {
+        realm: realm.name.clone(),
+        kid: kid.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(StoredKey {
+        realm: realm.name.clone(),
+        kid,
+        alg,
+        public_jwk,
+        sealed_private,
+        created_at: now,
+        retired_at: None,
+    })
+}
+
+/// Loads the realm's keys, creating the first key (or rotating, when the realm's configured
+/// algorithm differs from its active key's) as needed.
+pub async fn load_or_create<S: Store>(
+    store: &S,
+    realm: &Realm,
+    retention: i64,
+    master: &MasterKey,
+    now: Timestamp,
+) -> Result<RealmKeys, KeyError> {
+    let mut stored = store.list_keys(&realm.name).await?;
+    let active_alg = stored.iter().find(|k| k.retired_at.is_none()).map(|k| k.alg);
+    match active_alg {
+        None => {
+            let key = new_stored_key(realm, master, now)?;
+            // Another node may have won the race; either way one active key exists now.
+            store.insert_first_key(&key).await?;
+            stored = store.list_keys(&realm.name).await?;
+        }
+        Some(alg) if alg != realm.signature_alg => {
+            store.rotate_key(&new_stored_key(realm, master, now)?, now).await?;
+            stored = store.list_keys(&realm.name).await?;
+        }
+        Some(_) => {}
+    }
+    realm_keys(&realm.name, &stored, retention, master, now)
+}
+
+/// Adds a new active key and retires the current one; returns the new kid.
+pub async fn rotate<S: Store>(
+    store: &S,
+    realm: &Realm,
+    retention: i64,
+    master: &MasterKey,
+    now: Timestamp,
+) -> Result<String, KeyError> {
+    let key = new_stored_key(realm, master, now)?;
+    store.rotate_key(&key, now).await?;
+    store.delete_retired_keys(&realm.name, now - retention).await?;
+    Ok(key.kid)
+}
+
+/// Builds the in-memory form from stored rows: decrypts the active key, keeps retired keys
+/// only while tokens they signed may still be valid.
+pub fn realm_keys(
+    realm: &str,
+    stored: &[StoredKey],
+    retention: i64,
+    master: &MasterKey,
+    now: Timestamp,
+) -> Result<RealmKeys, KeyError> {
+    let err = |kid: &str, reason: String| KeyError::Key {
+        realm: realm.to_owned(),
+        kid: kid.to_owned(),
+        reason,
+    };
+    let Some(active_row) = stored
+        .iter()
+        .filter(|k| k.retired_at.is_none())
+        .max_by_key(|k| k.created_at)
+    else {
+        return Err(err("-", "the realm has no active signing key".into()));
+    };
+    let der = master
+        .open(&active_row.sealed_private, &aad(realm, &active_row.kid))
+        .map_err(|e| {
+            err(
+                &active_row.kid,
+                format!("cannot decrypt the private key ({e}); is PFORTE_MASTER_KEY the key it was sealed with?"),
+            )
+        })?;
+    let active = SigningKey::from_pkcs8(active_row.alg, &der)
+        .map_err(|e| err(&active_row.kid, e.to_string()))?;
+
+    let mut published = Vec::new();
+    let mut verifying = Vec::new();
+    let live = std::iter::once(active_row).chain(stored.iter().filter(|k| {
+        k.kid != active_row.kid && k.retired_at.is_none_or(|at| at + retention > now)
+    }));
+    for row in live {
+        let jwk: Jwk = serde_json::from_str(&row.public_jwk)
+            .map_err(|e| err(&row.kid, format!("stored JWK is not valid JSON: {e}")))?;
+        let vk = VerifyingKey::from_jwk(&jwk).map_err(|e| err(&row.kid, e.to_string()))?;
+        verifying.push(vk);
+        published.push(jwk);
+    }
+    Ok(RealmKeys {
+        realm: realm.to_owned(),
+        active,
+        verifying,
+        published,
+    })
+}

@@ -1,0 +1,112 @@
+//! Which scopes a client gets. Keycloak's model: a client's *default* scopes are always
+//! granted, its *optional* scopes when asked for; scopes pforte does not know are ignored
+//! (as Keycloak does), `openid` is granted when asked for.
+
+use crate::model::Client;
+
+/// Scopes whose claims pforte knows how to release.
+pub const KNOWN: &[&str] = &["openid", "profile", "email", "roles", "web-origins", "acr", "basic"];
+
+/// Keycloak's default client scopes for a new OIDC client.
+const DEFAULT_SCOPES: &[&str] = &["profile", "email", "roles", "web-origins", "acr", "basic"];
+
+fn defaults(client: &Client) -> Vec<&str> {
+    if client.default_client_scopes.is_empty() {
+        DEFAULT_SCOPES.to_vec()
+    } else {
+        client.default_client_scopes.iter().map(String::as_str).collect()
+    }
+}
+
+/// The granted scope for a request: `openid` if requested, the client's default scopes,
+/// and the requested optional ones. Returned space-separated, in a stable order.
+pub fn grant(client: &Client, requested: Option<&str>) -> String {
+    let requested: Vec<&str> = requested.unwrap_or("").split_whitespace().collect();
+    let mut out: Vec<&str> = Vec::new();
+    if requested.contains(&"openid") {
+        out.push("openid");
+    }
+    for s in defaults(client) {
+        if KNOWN.contains(&s) && !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    for s in &requested {
+        if client.optional_client_scopes.iter().any(|o| o == s)
+            && KNOWN.contains(s)
+            && !out.contains(s)
+        {
+            out.push(s);
+        }
+    }
+    out.join(" ")
+}
+
+pub fn contains(scope: &str, item: &str) -> bool {
+    scope.split_whitespace().any(|s| s == item)
+}
+
+/// A narrower scope for a refresh: every requested scope must already be in `granted`.
+pub fn narrow(granted: &str, requested: Option<&str>) -> Result<String, String> {
+    let Some(requested) = requested.filter(|r| !r.trim().is_empty()) else {
+        return Ok(granted.to_owned());
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for s in requested.split_whitespace() {
+        if !contains(granted, s) {
+            return Err(format!("scope `{s}` was not granted originally; a refresh may narrow the scope, never widen it"));
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out.join(" "))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        Client {
+            realm: "r".into(),
+            client_id: "c".into(),
+            name: None,
+            enabled: true,
+            public_client: true,
+            secret_hash: None,
+            redirect_uris: vec![],
+            web_origins: vec![],
+            standard_flow_enabled: true,
+            service_accounts_enabled: false,
+            attributes: Default::default(),
+            protocol_mappers: vec![],
+            default_client_scopes: vec![],
+            optional_client_scopes: vec![],
+        }
+    }
+
+    #[test]
+    fn openid_only_when_asked() {
+        assert!(!contains(&grant(&client(), Some("email")), "openid"));
+        assert!(contains(&grant(&client(), Some("openid")), "openid"));
+        assert!(contains(&grant(&client(), Some("openid")), "profile"));
+    }
+
+    #[test]
+    fn restricted_defaults_do_not_grant_email() {
+        let mut c = client();
+        c.default_client_scopes = vec!["profile".into()];
+        assert_eq!(grant(&c, Some("openid email")), "openid profile");
+        c.optional_client_scopes = vec!["email".into()];
+        assert_eq!(grant(&c, Some("openid email")), "openid profile email");
+    }
+
+    #[test]
+    fn narrowing_never_widens() {
+        assert_eq!(narrow("openid profile email", Some("openid")).unwrap(), "openid");
+        assert!(narrow("openid profile", Some("openid email")).is_err());
+        assert_eq!(narrow("openid profile", None).unwrap(), "openid profile");
+    }
+}

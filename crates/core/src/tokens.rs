@@ -1,0 +1,265 @@
+//! Minting pforte's tokens and checking its own access tokens.
+//!
+//! Access tokens are JWTs (`typ: at+jwt`, RFC 9068). Their `jti` is `<grant id>.<random>`
+//! when they belong to a grant, so that revoking the grant (code reuse, refresh replay,
+//! logout) makes them inactive at introspection and userinfo without storing every token.
+//! Refresh tokens are opaque random strings, stored only as hashes.
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use pforte_jose::Alg;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::claims::{self, Target};
+use crate::keys::{CLOCK_SKEW_SECONDS, RealmKeys};
+use crate::model::{Client, Realm, Timestamp, User};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::rng::{self, Rng};
+use crate::store::Store;
+
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// What the token endpoint answers (RFC 6749 §5.1, plus Keycloak's extra fields).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<String>,
+    /// RFC 8693 responses name the type of the issued token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+}
+
+/// Everything needed to sign for one realm.
+#[derive(Clone, Copy)]
+pub struct Signer<'a> {
+    pub issuer: &'a str,
+    pub realm: &'a Realm,
+    pub keys: &'a RealmKeys,
+}
+
+/// Who a token is about.
+pub enum Principal<'a> {
+    User(&'a User),
+    /// A client acting for itself (client_credentials).
+    ServiceAccount(&'a Client),
+}
+
+/// The authentication facts a token carries.
+#[derive(Clone, Debug, Default)]
+pub struct AuthContext<'a> {
+    pub session_id: Option<&'a str>,
+    pub auth_time: Option<Timestamp>,
+    pub acr: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub grant_id: Option<&'a str>,
+}
+
+/// Seconds an access token lives: the client's `access.token.lifespan` or the realm's.
+pub fn access_lifespan(realm: &Realm, client: &Client) -> i64 {
+    client
+        .attributes
+        .get("access.token.lifespan")
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(realm.access_token_lifespan)
+}
+
+/// A stable subject for a client's service account, as Keycloak gives it a user of its own.
+pub fn service_account_sub(client: &Client) -> String {
+    let d = digest::digest(
+        &digest::SHA256,
+        format!("service-account:{}:{}", client.realm, client.client_id).as_bytes(),
+    );
+    let b = d.as_ref();
+    let h: String = b[..16].iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn jti(rng: &dyn Rng, grant_id: Option<&str>) -> String {
+    let r = rng::token(rng, 12);
+    match grant_id {
+        Some(g) => format!("{g}.{r}"),
+        None => r,
+    }
+}
+
+/// The grant an access token belongs to, read from its `jti`.
+pub fn grant_of_jti(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(g, _)| g)
+}
+
+fn sign(signer: Signer<'_>, typ: &str, claims: &Map<String, Value>) -> Result<String, OAuthError> {
+    signer
+        .keys
+        .active
+        .sign_jwt(typ, claims)
+        .map_err(|e| OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}")))
+}
+
+/// Mints an access token; returns it with its lifetime in seconds.
+#[allow(clippy::too_many_arguments)]
+pub fn access_token(
+    signer: Signer<'_>,
+    client: &Client,
+    principal: &Principal<'_>,
+    scope: &str,
+    auth: &AuthContext<'_>,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<(String, i64), OAuthError> {
+    let lifespan = access_lifespan(signer.realm, client);
+    let mut c = Map::new();
+    c.insert("iss".into(), json!(signer.issuer));
+    c.insert("exp".into(), json!(now + lifespan));
+    c.insert("iat".into(), json!(now));
+    c.insert("jti".into(), json!(jti(rng, auth.grant_id)));
+    c.insert("aud".into(), json!(client.client_id));
+    c.insert("typ".into(), json!("Bearer"));
+    c.insert("azp".into(), json!(client.client_id));
+    c.insert("client_id".into(), json!(client.client_id));
+    c.insert("scope".into(), json!(scope));
+    if let Some(t) = auth.auth_time {
+        c.insert("auth_time".into(), json!(t));
+    }
+    if let Some(sid) = auth.session_id {
+        c.insert("sid".into(), json!(sid));
+    }
+    if let Some(acr) = auth.acr {
+        c.insert("acr".into(), json!(acr));
+    }
+    match principal {
+        Principal::User(user) => {
+            c.insert("sub".into(), json!(user.id));
+            for (k, v) in claims::user_claims(user, client, scope, Target::AccessToken) {
+                c.entry(k).or_insert(v);
+            }
+        }
+        Principal::ServiceAccount(cl) => {
+            c.insert("sub".into(), json!(service_account_sub(cl)));
+            c.insert(
+                "preferred_username".into(),
+                json!(format!("service-account-{}", cl.client_id)),
+            );
+        }
+    }
+    Ok((sign(signer, ACCESS_TOKEN_TYP, &c)?, lifespan))
+}
+
+/// `at_hash` (OIDC Core §3.1.3.6): the left half of the hash of the access token, with the
+/// hash that goes with the signing algorithm.
+pub fn at_hash(alg: Alg, access_token: &str) -> String {
+    let algorithm = match alg {
+        Alg::ES384 => &digest::SHA384,
+        // Ed25519 signs with SHA-512 internally; OIDC implementations use it for at_hash.
+        Alg::EdDSA => &digest::SHA512,
+        _ => &digest::SHA256,
+    };
+    let d = digest::digest(algorithm, access_token.as_bytes());
+    let bytes = d.as_ref();
+    URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn id_token(
+    signer: Signer<'_>,
+    client: &Client,
+    user: &User,
+    scope: &str,
+    auth: &AuthContext<'_>,
+    access_token: &str,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<String, OAuthError> {
+    let mut c = Map::new();
+    c.insert("iss".into(), json!(signer.issuer));
+    c.insert("sub".into(), json!(user.id));
+    c.insert("aud".into(), json!(client.client_id));
+    c.insert("exp".into(), json!(now + access_lifespan(signer.realm, client)));
+    c.insert("iat".into(), json!(now));
+    c.insert("jti".into(), json!(rng::token(rng, 12)));
+    c.insert("azp".into(), json!(client.client_id));
+    c.insert("typ".into(), json!("ID"));
+    c.insert("at_hash".into(), json!(at_hash(signer.keys.active.alg(), access_token)));
+    if let Some(t) = auth.auth_time {
+        c.insert("auth_time".into(), json!(t));
+    }
+    if let Some(n) = auth.nonce {
+        c.insert("nonce".into(), json!(n));
+    }
+    if let Some(sid) = auth.session_id {
+        c.insert("sid".into(), json!(sid));
+    }
+    if let Some(acr) = auth.acr {
+        c.insert("acr".into(), json!(acr));
+    }
+    for (k, v) in claims::user_claims(user, client, scope, Target::IdToken) {
+        c.entry(k).or_insert(v);
+    }
+    sign(signer, "JWT", &c)
+}
+
+/// Verifies one of this realm's own JWTs (signature with a published key, issuer, expiry).
+/// `typ` selects the kind (`at+jwt` for access tokens, `JWT` for ID tokens).
+pub fn verify_own(
+    token: &str,
+    keys: &RealmKeys,
+    issuer: &str,
+    typ: &str,
+    now: Timestamp,
+    check_expiry: bool,
+) -> Result<Map<String, Value>, OAuthError> {
+    let algs = [keys.active.alg(), Alg::ES256, Alg::EdDSA, Alg::RS256];
+    let v = pforte_jose::verify_jwt(token, &keys.verifying, &algs)
+        .map_err(|e| OAuthError::invalid_token(format!("token is not valid: {e}")))?;
+    if !v.header.typ_is(typ) {
+        return Err(OAuthError::invalid_token(format!("token is not of type {typ}")));
+    }
+    if v.claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+        return Err(OAuthError::invalid_token("token was issued by another issuer"));
+    }
+    if check_expiry {
+        let exp = v.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        if exp <= now {
+            return Err(OAuthError::invalid_token("token has expired"));
+        }
+    }
+    Ok(v.claims)
+}
+
+/// An access token that is valid right now: signature, issuer, expiry, and neither the token
+/// nor its grant revoked.
+pub async fn active_access_token<S: Store>(
+    store: &S,
+    keys: &RealmKeys,
+    issuer: &str,
+    token: &str,
+    now: Timestamp,
+) -> Result<Map<String, Value>, OAuthError> {
+    let claims = verify_own(token, keys, issuer, ACCESS_TOKEN_TYP, now, true)?;
+    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
+    if store.is_access_token_revoked(jti).await? {
+        return Err(OAuthError::invalid_token("token has been revoked"));
+    }
+    if let Some(grant_id) = grant_of_jti(jti) {
+        match store.get_grant(grant_id).await? {
+            Some(g) if !g.revoked => {}
+            _ => return Err(OAuthError::invalid_token("the grant of this token has been revoked")),
+        }
+    }
+    Ok(claims)
+}
+
+/// Clock skew tolerance re-exported for callers validating foreign tokens.
+pub const SKEW: i64 = CLOCK_SKEW_SECONDS;

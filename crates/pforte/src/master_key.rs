@@ -1,0 +1,57 @@
+//! Where the master key (which seals private keys at rest) comes from.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use pforte_jose::seal::MasterKey;
+
+use crate::config::MasterKeySource;
+
+pub fn load(source: &MasterKeySource) -> Result<MasterKey> {
+    match source {
+        MasterKeySource::Inline(text) => MasterKey::from_base64(text.trim()).map_err(|e| {
+            anyhow!("PFORTE_MASTER_KEY is not a valid key: {e}\n  fix: set it to 32 random bytes in base64, e.g. from `openssl rand -base64 32`")
+        }),
+        MasterKeySource::File(path) => read_file(path),
+        MasterKeySource::Generated(path) => {
+            if path.exists() {
+                return read_file(path);
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            }
+            let key = MasterKey::generate().map_err(|e| anyhow!("cannot generate a master key: {e}"))?;
+            write_private(path, key.to_base64().as_bytes())?;
+            tracing::warn!(
+                path = %path.display(),
+                "no PFORTE_MASTER_KEY set: generated a master key file; set PFORTE_MASTER_KEY in production"
+            );
+            Ok(key)
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<MasterKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the master key file {}", path.display()))?;
+    MasterKey::from_base64(text.trim()).map_err(|e| {
+        anyhow!(
+            "master key file {} does not hold a valid key: {e}\n  fix: it must contain 32 random bytes in base64",
+            path.display()
+        )
+    })
+}
+
+fn write_private(path: &Path, content: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("cannot create the master key file {}", path.display()))?;
+    f.write_all(content)
+        .with_context(|| format!("cannot write the master key file {}", path.display()))
+}

@@ -1,0 +1,214 @@
+//! What each subcommand does, start to finish. The server itself lives in `pforte-server`;
+//! here are only the process concerns: logging, files, signals, exit codes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use pforte_core::Store;
+use pforte_core::import::{self, ImportOutcome};
+use pforte_core::secret::PasswordCost;
+use pforte_server::{AppState, ServerConfig};
+use pforte_store::AnyStore;
+
+use crate::config::{Config, LogFormat};
+use crate::master_key;
+
+/// The realm `pforte dev` runs with; the same file as `examples/realm.json`.
+const EXAMPLE_REALM: &str = include_str!("../../../examples/realm.json");
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+async fn connect(config: &Config) -> Result<AnyStore> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create the data directory {}", config.data_dir.display())
+        })?;
+    }
+    AnyStore::connect(&config.database_url).await.map_err(|e| {
+        anyhow!("{e}\n  fix: check PFORTE_DATABASE_URL (or `database_url`) and that the database server is running")
+    })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Realm files named on the command line: files as given, folders by their `*.json`
+/// entries in name order (so that application order is reproducible).
+fn realm_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read the import folder {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            bail!("import path {} does not exist\n  fix: pass a realm JSON file or a folder of them", path.display());
+        }
+    }
+    Ok(files)
+}
+
+async fn import_bytes(store: &AnyStore, bytes: &[u8], source: &str) -> Result<()> {
+    let rng = pforte_server::system_rng();
+    let outcome: ImportOutcome =
+        import::import_realm(store, bytes, source, now(), PasswordCost::PRODUCTION, &*rng)
+            .await
+            .map_err(|e| {
+                anyhow!("{e}\n  fix: correct the realm file at the path(s) named above and import again; nothing of it was written")
+            })?;
+    for warning in &outcome.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(realm = %outcome.realm, source, "realm imported");
+    Ok(())
+}
+
+async fn import_files(store: &AnyStore, paths: &[PathBuf]) -> Result<()> {
+    for file in realm_files(paths)? {
+        let bytes = std::fs::read(&file)
+            .with_context(|| format!("cannot read realm file {}", file.display()))?;
+        import_bytes(store, &bytes, &file.display().to_string()).await?;
+    }
+    Ok(())
+}
+
+/// What a starting server imports before it listens.
+enum Seed<'a> {
+    Files(&'a [PathBuf]),
+    /// `pforte dev`: the example realm compiled into the binary.
+    Example,
+}
+
+pub async fn serve(config: Config, imports: &[PathBuf]) -> Result<()> {
+    run_server(config, Seed::Files(imports)).await
+}
+
+pub async fn dev(mut config: Config) -> Result<()> {
+    config.dev_mode = true;
+    run_server(config, Seed::Example).await
+}
+
+async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
+    let started = Instant::now();
+    init_logging(&config);
+    let store = Arc::new(connect(&config).await?);
+    let master = master_key::load(&config.master_key)?;
+    match seed {
+        Seed::Files(paths) => import_files(&store, paths).await?,
+        Seed::Example => import_bytes(&store, EXAMPLE_REALM.as_bytes(), "examples/realm.json").await?,
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}\n  fix: choose a free address with PFORTE_LISTEN", config.listen))?;
+    let addr = listener.local_addr()?;
+    let base_url = config.base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let mut server_config = ServerConfig::new(base_url.clone());
+    server_config.dev_mode = config.dev_mode;
+    let state = AppState::new(store.clone(), server_config, master);
+    // Load (or create) every realm's keys now, so the first request does not pay for it
+    // and a wrong master key fails the start, not a request.
+    for realm in store.list_realms().await? {
+        state
+            .keys
+            .get(&realm)
+            .await
+            .with_context(|| format!("cannot load the signing keys of realm {}", realm.name))?;
+    }
+    tracing::info!(
+        %addr,
+        %base_url,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "pforte ready"
+    );
+    // One line on stdout that scripts and tests wait for.
+    println!("pforte listening on {addr}, base URL {base_url}");
+    if config.dev_mode {
+        for realm in store.list_realms().await? {
+            println!(
+                "realm {0}: {1}/realms/{0}/.well-known/openid-configuration",
+                realm.name, base_url
+            );
+        }
+    }
+    pforte_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("pforte stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+pub async fn import_only(config: Config, paths: &[PathBuf]) -> Result<()> {
+    init_logging(&config);
+    if paths.is_empty() {
+        bail!("nothing to import\n  fix: name realm files or folders: pforte import realm.json");
+    }
+    let store = connect(&config).await?;
+    import_files(&store, paths).await
+}
+
+pub async fn export(config: Config, realm: &str) -> Result<()> {
+    init_logging(&config);
+    let store = connect(&config).await?;
+    let rep = import::export(&store, realm)
+        .await?
+        .ok_or_else(|| anyhow!("realm {realm} does not exist"))?;
+    println!("{}", serde_json::to_string_pretty(&rep)?);
+    Ok(())
+}
+
+pub async fn rotate_keys(config: Config, realm_name: &str) -> Result<()> {
+    init_logging(&config);
+    let store = connect(&config).await?;
+    let master = master_key::load(&config.master_key)?;
+    let realm = store
+        .get_realm(realm_name)
+        .await?
+        .ok_or_else(|| anyhow!("realm {realm_name} does not exist"))?;
+    let clients = store.list_clients(realm_name).await?;
+    let retention = pforte_core::keys::key_retention(&realm, &clients);
+    // Make sure there is a key to retire, so a rotation on a fresh database is meaningful.
+    pforte_core::keys::load_or_create(&store, &realm, retention, &master, now()).await?;
+    let kid = pforte_core::keys::rotate(&store, &realm, retention, &master, now()).await?;
+    println!("realm {realm_name}: new active key {kid}");
+    Ok(())
+}

@@ -1,0 +1,121 @@
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pforte_core::authorize::{self, AuthorizeError, AuthorizeParams, Next};
+use pforte_core::rng;
+use pforte_core::{Store, session};
+
+use super::oidc::respond_to_client;
+use crate::cookies::{self, CookieJar};
+use crate::pages;
+use crate::state::AppState;
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<AuthorizeParams>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(p)) => authorize(state, &realm, &headers, p).await,
+        Err(e) => bad_request(&state, &headers, &e.to_string()),
+    }
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<AuthorizeParams>, FormRejection>,
+) -> Response {
+    match form {
+        Ok(Form(p)) => authorize(state, &realm, &headers, p).await,
+        Err(e) => bad_request(&state, &headers, &e.to_string()),
+    }
+}
+
+fn bad_request(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
+    let t = pages::texts(None, headers);
+    pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &format!("Invalid request: {detail}"))
+}
+
+async fn authorize(state: AppState, realm_name: &str, headers: &HeaderMap, p: AuthorizeParams) -> Response {
+    let t = pages::texts(p.ui_locales.as_deref(), headers);
+    let now = state.now();
+    let realm = match super::realm(&state, realm_name).await {
+        Ok(r) => r,
+        Err(e) => return pages::error(t, &*state.rng, e.status, &e.description),
+    };
+    let issuer = state.issuer(&realm.name);
+    let client = match p.client_id.as_deref().filter(|c| !c.is_empty() && c.len() <= 255) {
+        Some(id) => match state.store.get_client(&realm.name, id).await {
+            Ok(c) => c,
+            Err(e) => return store_failure(&state, t, e),
+        },
+        None => None,
+    };
+    let req = match authorize::validate(&issuer, client.as_ref(), &p) {
+        Ok(r) => r,
+        Err(AuthorizeError::Page(msg)) => {
+            return pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &msg);
+        }
+        Err(AuthorizeError::Redirect(r)) => return respond_to_client(t, &state, &r, HeaderMap::new()),
+    };
+    let session = match session::from_cookie(
+        &*state.store,
+        &realm,
+        cookies::get(headers, cookies::SESSION),
+        now,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return store_failure(&state, t, e),
+    };
+    let jar = CookieJar::new(state.secure_cookies(), &realm.name);
+    let mut set = HeaderMap::new();
+    let browser = match cookies::get(headers, cookies::BROWSER).filter(|b| b.len() <= 128) {
+        Some(b) => b.to_owned(),
+        None => {
+            let b = rng::token(&*state.rng, 24);
+            jar.set(&mut set, cookies::BROWSER, &b, None);
+            b
+        }
+    };
+    let next = authorize::start(&*state.store, &realm, &issuer, req, session, &browser, now, &*state.rng).await;
+    match next {
+        Ok(Next::Respond(r)) => respond_to_client(t, &state, &r, set),
+        Ok(Next::Login { flow_id, flow }) => {
+            let action = format!("/realms/{}/login-actions/authenticate?flow={flow_id}", realm.name);
+            let mut res = pages::login(
+                t,
+                &*state.rng,
+                realm.display_name.as_deref().unwrap_or(&realm.name),
+                &action,
+                flow.request.login_hint.as_deref().unwrap_or(""),
+                &flow.csrf,
+                None,
+                StatusCode::OK,
+            );
+            res.headers_mut().extend(set);
+            res
+        }
+        Err(e) => store_failure(&state, t, e),
+    }
+}
+
+pub fn store_failure(state: &AppState, t: &pages::Texts, e: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %e, "database failure during an interactive request");
+    let mut res = pages::error(
+        t,
+        &*state.rng,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service is temporarily unavailable. Please try again later.",
+    );
+    res.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    res.into_response()
+}

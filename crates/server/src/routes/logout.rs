@@ -1,0 +1,81 @@
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pforte_core::logout::{self, LogoutError, LogoutOutcome, LogoutParams};
+use pforte_core::session;
+
+use super::authorize::store_failure;
+use super::oidc::RealmContext;
+use crate::cookies::{self, CookieJar};
+use crate::pages;
+use crate::state::AppState;
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<LogoutParams>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(p)) => handle(state, &realm, &headers, p).await,
+        Err(e) => bad(&state, &headers, &e.to_string()),
+    }
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<LogoutParams>, FormRejection>,
+) -> Response {
+    match form {
+        Ok(Form(p)) => handle(state, &realm, &headers, p).await,
+        Err(e) => bad(&state, &headers, &e.to_string()),
+    }
+}
+
+fn bad(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
+    let t = pages::texts(None, headers);
+    pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &format!("Invalid request: {detail}"))
+}
+
+async fn handle(state: AppState, realm: &str, headers: &HeaderMap, p: LogoutParams) -> Response {
+    let t = pages::texts(p.ui_locales.as_deref(), headers);
+    let ctx = match RealmContext::load(&state, realm).await {
+        Ok(c) => c,
+        Err(e) => return pages::error(t, &*state.rng, e.status, &e.description),
+    };
+    let now = state.now();
+    let cookie = cookies::get(headers, cookies::SESSION);
+    let session = match session::from_cookie(&*state.store, &ctx.realm, cookie, now).await {
+        Ok(s) => s,
+        Err(e) => return store_failure(&state, t, e),
+    };
+    let outcome = logout::logout(&*state.store, ctx.signer(), &p, session, cookie, now).await;
+    let jar = CookieJar::new(state.secure_cookies(), &ctx.realm.name);
+    let mut res = match outcome {
+        Ok(LogoutOutcome::Redirect(uri)) => match HeaderValue::from_str(&uri) {
+            Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
+            Err(_) => pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, "Invalid redirect uri"),
+        },
+        Ok(LogoutOutcome::LoggedOut) => pages::logged_out(t, &*state.rng),
+        Ok(LogoutOutcome::Confirm { token }) => {
+            let params: Vec<(String, String)> = [
+                ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
+                ("state", &p.state),
+                ("client_id", &p.client_id),
+                ("ui_locales", &p.ui_locales),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+            .collect();
+            let action = format!("/realms/{}/protocol/openid-connect/logout", ctx.realm.name);
+            return pages::logout_confirm(t, &*state.rng, &action, &token, &params);
+        }
+        Err(LogoutError::Page(msg)) => return pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &msg),
+        Err(LogoutError::Store(e)) => return store_failure(&state, t, e),
+    };
+    jar.clear(res.headers_mut(), cookies::SESSION);
+    res
+}

@@ -1,0 +1,77 @@
+//! Shared pieces of the OpenID Connect handlers: realm context, form parsing, answers to
+//! the client.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pforte_core::authorize::{AuthResponse, ResponseMode};
+use pforte_core::keys::RealmKeys;
+use pforte_core::model::Realm;
+use pforte_core::oauth::{OAuthError, append_query};
+use pforte_core::tokens::Signer;
+
+use super::realm;
+use crate::error::ApiError;
+use crate::pages::{self, Texts};
+use crate::state::AppState;
+
+/// A realm with its keys and issuer: what every token operation needs.
+pub struct RealmContext {
+    pub realm: Realm,
+    pub keys: Arc<RealmKeys>,
+    pub issuer: String,
+}
+
+impl RealmContext {
+    pub async fn load(state: &AppState, name: &str) -> Result<RealmContext, ApiError> {
+        let realm = realm(state, name).await?;
+        let keys = state.keys.get(&realm).await?;
+        let issuer = state.issuer(&realm.name);
+        Ok(RealmContext { realm, keys, issuer })
+    }
+
+    pub fn signer(&self) -> Signer<'_> {
+        Signer {
+            issuer: &self.issuer,
+            realm: &self.realm,
+            keys: &self.keys,
+        }
+    }
+}
+
+/// A body that did not parse as a form (wrong content type, duplicate parameter, bad
+/// encoding) is the client's mistake: `invalid_request`, never a 5xx.
+pub fn form_error(e: impl std::fmt::Display) -> OAuthError {
+    OAuthError::invalid_request(format!("the request body is not a valid form: {e}"))
+}
+
+/// The authorization response, by response mode.
+pub fn respond_to_client(t: &Texts, state: &AppState, r: &AuthResponse, headers: HeaderMap) -> Response {
+    let mut res = match r.mode {
+        ResponseMode::Query => {
+            let location = append_query(&r.redirect_uri, &r.params);
+            match HeaderValue::from_str(&location) {
+                Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
+                Err(_) => pages::error(
+                    t,
+                    &*state.rng,
+                    StatusCode::BAD_REQUEST,
+                    "Invalid parameter: redirect_uri",
+                ),
+            }
+        }
+        ResponseMode::FormPost => pages::form_post(t, &*state.rng, &r.redirect_uri, &r.params),
+    };
+    res.headers_mut().extend(headers);
+    res
+}
+
+/// Token-endpoint-style JSON success with `no-store`.
+pub fn no_store_json(body: impl serde::Serialize) -> Response {
+    let mut res = axum::Json(body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}

@@ -1,0 +1,193 @@
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use pforte_core::client_auth::{self, PresentedClient};
+use pforte_core::grants::{self, TokenRequest};
+use pforte_core::introspect;
+use pforte_core::oauth::OAuthError;
+use serde::Deserialize;
+
+use super::oidc::{RealmContext, form_error, no_store_json};
+use crate::error::oauth_response;
+use crate::state::AppState;
+
+#[derive(Deserialize, Default)]
+pub struct TokenForm {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct TokenOnlyForm {
+    token: Option<String>,
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// RFC 6749 §2.3.1: id and secret are form-urlencoded, then joined with `:` and base64'd.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::invalid_client("malformed Basic authorization header");
+    let text = value.to_str().map_err(|_| bad())?;
+    let Some(encoded) = text
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, rest)| rest.trim())
+    else {
+        return Ok(None);
+    };
+    let decoded = STANDARD.decode(encoded).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| {
+        percent_decode(&s.replace('+', " ")).ok_or_else(bad)
+    };
+    Ok(Some((unescape(id)?, unescape(secret)?)))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn presented(headers: &HeaderMap, client_id: Option<String>, client_secret: Option<String>) -> Result<PresentedClient, OAuthError> {
+    Ok(PresentedClient {
+        basic: basic_credentials(headers)?,
+        client_id: client_id.filter(|c| !c.is_empty()),
+        client_secret: client_secret.filter(|c| !c.is_empty()),
+    })
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let ctx = match RealmContext::load(&state, &realm).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let result = async {
+        let Form(f) = form.map_err(form_error)?;
+        let client = client_auth::authenticate(
+            &*state.store,
+            &ctx.realm.name,
+            &presented(&headers, f.client_id.clone(), f.client_secret.clone())?,
+        )
+        .await?;
+        let req = TokenRequest {
+            grant_type: f.grant_type,
+            code: f.code,
+            redirect_uri: f.redirect_uri,
+            code_verifier: f.code_verifier,
+            refresh_token: f.refresh_token,
+            scope: f.scope,
+        };
+        grants::token(&*state.store, ctx.signer(), &client, &req, state.now(), &*state.rng).await
+    }
+    .await;
+    match result {
+        Ok(body) => no_store_json(body),
+        Err(e) => oauth_response(&e, &ctx.realm.name, false),
+    }
+}
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<TokenOnlyForm>, FormRejection>,
+) -> Response {
+    let ctx = match RealmContext::load(&state, &realm).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let result = async {
+        let Form(f) = form.map_err(form_error)?;
+        let client = client_auth::authenticate(
+            &*state.store,
+            &ctx.realm.name,
+            &presented(&headers, f.client_id, f.client_secret)?,
+        )
+        .await?;
+        let token = f.token.ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        introspect::introspect(&*state.store, ctx.signer(), &client, &token, state.now()).await
+    }
+    .await;
+    match result {
+        Ok(body) => no_store_json(body),
+        Err(e) => oauth_response(&e, &ctx.realm.name, false),
+    }
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<TokenOnlyForm>, FormRejection>,
+) -> Response {
+    let ctx = match RealmContext::load(&state, &realm).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let result = async {
+        let Form(f) = form.map_err(form_error)?;
+        let client = client_auth::authenticate(
+            &*state.store,
+            &ctx.realm.name,
+            &presented(&headers, f.client_id, f.client_secret)?,
+        )
+        .await?;
+        let token = f.token.ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        introspect::revoke(&*state.store, ctx.signer(), &client, &token, state.now()).await
+    }
+    .await;
+    match result {
+        Ok(()) => no_store_json(serde_json::json!({})),
+        Err(e) => oauth_response(&e, &ctx.realm.name, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let mut h = HeaderMap::new();
+        let v = STANDARD.encode("my%20client:p%3Ass+word");
+        h.insert(header::AUTHORIZATION, format!("Basic {v}").parse().unwrap());
+        assert_eq!(
+            basic_credentials(&h).unwrap(),
+            Some(("my client".into(), "p:ss word".into()))
+        );
+        h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert!(basic_credentials(&h).is_err());
+    }
+}

@@ -1,0 +1,66 @@
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use pforte_core::oauth::OAuthError;
+use pforte_core::userinfo;
+use serde::Deserialize;
+
+use super::oidc::{RealmContext, no_store_json};
+use crate::error::oauth_response;
+use crate::state::AppState;
+
+#[derive(Deserialize, Default)]
+pub struct UserinfoForm {
+    access_token: Option<String>,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+}
+
+pub async fn get(State(state): State<AppState>, Path(realm): Path<String>, headers: HeaderMap) -> Response {
+    handle(state, &realm, bearer(&headers).map(str::to_owned)).await
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<UserinfoForm>, FormRejection>,
+) -> Response {
+    // RFC 6750 §2.2: the token may come in the body instead of the header, not both.
+    let from_body = form.ok().and_then(|Form(f)| f.access_token);
+    let token = match (bearer(&headers), from_body) {
+        (Some(_), Some(_)) => {
+            return oauth_response(
+                &OAuthError::invalid_request("send the access token in the header or the body, not both"),
+                &realm,
+                true,
+            );
+        }
+        (Some(h), None) => Some(h.to_owned()),
+        (None, b) => b,
+    };
+    handle(state, &realm, token).await
+}
+
+async fn handle(state: AppState, realm: &str, token: Option<String>) -> Response {
+    let ctx = match RealmContext::load(&state, realm).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let Some(token) = token else {
+        return oauth_response(&OAuthError::invalid_token("no access token"), &ctx.realm.name, true);
+    };
+    match userinfo::userinfo(&*state.store, ctx.signer(), &token, state.now()).await {
+        Ok(claims) => no_store_json(claims),
+        Err(e) => oauth_response(&e, &ctx.realm.name, true),
+    }
+}

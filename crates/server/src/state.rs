@@ -1,0 +1,110 @@
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use std::time::Duration;
+
+use pforte_core::Timestamp;
+use pforte_core::secret::PasswordCost;
+use pforte_core::rng::Rng;
+use pforte_jose::seal::MasterKey;
+use pforte_store::AnyStore;
+
+use crate::keycache::KeyCache;
+use crate::password::PasswordVerifier;
+
+/// The server reads the clock here and nowhere else, and passes `now` into `core`.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Randomness from the operating system via aws-lc-rs.
+pub struct SystemRng(aws_lc_rs::rand::SystemRandom);
+
+impl Rng for SystemRng {
+    fn fill(&self, dest: &mut [u8]) {
+        use aws_lc_rs::rand::SecureRandom;
+        // SystemRandom only fails when the OS has no entropy source; a zeroed buffer must
+        // never be mistaken for randomness, so we abort the process instead.
+        if self.0.fill(dest).is_err() {
+            tracing::error!("the operating system's random source failed");
+            std::process::abort();
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Public base URL without trailing slash, e.g. `https://id.example.com`.
+    pub base_url: String,
+    /// Allow cookies without `Secure` (only for http://localhost development).
+    pub dev_mode: bool,
+    /// Argon2id cost for hashing new passwords (verification reads the cost from the hash).
+    pub password_cost: PasswordCost,
+    /// Pause before answering a failed login.
+    pub login_failure_delay: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(base_url: String) -> Self {
+        ServerConfig {
+            base_url,
+            dev_mode: false,
+            password_cost: PasswordCost::PRODUCTION,
+            login_failure_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<AnyStore>,
+    pub config: Arc<ServerConfig>,
+    pub keys: KeyCache,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub passwords: PasswordVerifier,
+}
+
+impl AppState {
+    pub fn new(store: Arc<AnyStore>, config: ServerConfig, master: MasterKey) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let rng = system_rng();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        AppState {
+            keys: KeyCache::new(store.clone(), master, clock.clone()),
+            store,
+            passwords: PasswordVerifier::new(cores, config.password_cost, rng.clone()),
+            config: Arc::new(config),
+            clock,
+            rng,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// `Secure` cookies unless dev mode was asked for and the base URL is plain http.
+    pub fn secure_cookies(&self) -> bool {
+        !(self.config.dev_mode && self.config.base_url.starts_with("http://"))
+    }
+
+    pub fn issuer(&self, realm: &str) -> String {
+        format!("{}/realms/{realm}", self.config.base_url)
+    }
+}
+
+pub(crate) fn system_rng() -> Arc<dyn Rng> {
+    Arc::new(SystemRng(aws_lc_rs::rand::SystemRandom::new()))
+}

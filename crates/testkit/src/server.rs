@@ -1,0 +1,114 @@
+use std::sync::Arc;
+
+use pforte_core::import;
+use pforte_core::secret::PasswordCost;
+use pforte_jose::seal::MasterKey;
+use pforte_server::{AppState, ServerConfig};
+use pforte_store::AnyStore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{EXAMPLE_REALM, temp_path};
+
+pub struct TestServerOptions {
+    /// Defaults to a fresh SQLite file.
+    pub database_url: Option<String>,
+    /// Realm files to import; defaults to the example realm.
+    pub realms: Vec<String>,
+    pub master_key: Option<MasterKey>,
+}
+
+impl Default for TestServerOptions {
+    fn default() -> Self {
+        TestServerOptions {
+            database_url: None,
+            realms: vec![EXAMPLE_REALM.to_owned()],
+            master_key: None,
+        }
+    }
+}
+
+/// pforte in-process on 127.0.0.1:0, driven over real HTTP.
+pub struct TestServer {
+    pub base_url: String,
+    pub state: AppState,
+    pub store: Arc<AnyStore>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(TestServerOptions::default()).await
+    }
+
+    pub async fn start_with(options: TestServerOptions) -> TestServer {
+        let url = options.database_url.unwrap_or_else(|| {
+            format!("sqlite://{}", temp_path("test").with_extension("db").display())
+        });
+        let store = Arc::new(AnyStore::connect(&url).await.unwrap());
+        let rng = pforte_server::system_rng();
+        for (i, realm) in options.realms.iter().enumerate() {
+            import::import_realm(
+                &*store,
+                realm.as_bytes(),
+                &format!("realm-{i}.json"),
+                now(),
+                PasswordCost::MINIMUM,
+                &*rng,
+            )
+            .await
+            .unwrap();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let master = options
+            .master_key
+            .unwrap_or_else(|| MasterKey::generate().unwrap());
+        let mut config = ServerConfig::new(base_url.clone());
+        config.dev_mode = true;
+        config.password_cost = PasswordCost::MINIMUM;
+        config.login_failure_delay = std::time::Duration::from_millis(10);
+        let state = AppState::new(store.clone(), config, master);
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(pforte_server::serve(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base_url,
+            state,
+            store,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Stops accepting, waits for in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
