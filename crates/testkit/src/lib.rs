@@ -2,9 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod browser;
 mod process;
 mod server;
 
+pub use browser::{Browser, Callback, LoginForm, callback, parse_login_form, pkce};
 pub use process::PforteProcess;
 pub use server::{TestServer, TestServerOptions};
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
+mod code_flow;
 mod discovery;
 
 use std::path::PathBuf;

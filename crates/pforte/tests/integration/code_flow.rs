@@ -1,0 +1,79 @@
+//! The authorization code flow end to end over raw HTTP.
+
+use pforte_testkit::{Browser, TestServer, callback, http_client, pkce};
+use serde_json::Value;
+
+pub const REDIRECT: &str = "http://127.0.0.1:8082/callback";
+
+pub fn auth_url(server: &TestServer, challenge: &str, extra: &str) -> String {
+    server.url(&format!(
+        "/realms/demo/protocol/openid-connect/auth?client_id=demo-app&response_type=code&scope=openid%20email%20profile&redirect_uri={}&state=st4te&nonce=n0nce&code_challenge={challenge}&code_challenge_method=S256{extra}",
+        pforte_core::oauth::urlencode(REDIRECT)
+    ))
+}
+
+/// Logs alice in through the browser and returns the code and its verifier.
+pub async fn login(server: &TestServer, browser: &mut Browser) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    let form = browser.open_login(&auth_url(server, &challenge, "")).await;
+    let res = browser.submit_login(&server.base_url, &form, "alice", "alice").await;
+    let cb = callback(&res);
+    assert!(cb.location.starts_with(REDIRECT), "{}", cb.location);
+    (cb.get("code").unwrap().to_owned(), verifier)
+}
+
+pub async fn redeem(server: &TestServer, code: &str, verifier: &str) -> reqwest::Response {
+    http_client()
+        .post(server.url("/realms/demo/protocol/openid-connect/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "demo-app"),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn code_flow_over_raw_http() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let form = browser.open_login(&auth_url(&server, &challenge, "")).await;
+    assert!(form.html.contains("id=\"username\""));
+    assert!(form.html.contains("id=\"kc-login\""));
+    let res = browser.submit_login(&server.base_url, &form, "alice", "alice").await;
+    let cb = callback(&res);
+    assert_eq!(cb.get("state"), Some("st4te"));
+    assert_eq!(cb.get("iss"), Some(server.url("/realms/demo").as_str()));
+    let code = cb.get("code").unwrap().to_owned();
+
+    let res = redeem(&server, &code, &verifier).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["id_token"].is_string());
+    assert!(tokens["refresh_token"].is_string());
+
+    let info: Value = http_client()
+        .get(server.url("/realms/demo/protocol/openid-connect/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "alice@example.org");
+    assert_eq!(info["preferred_username"], "alice");
+
+    // SSO: a second authorization skips the login page.
+    let (_, challenge) = pkce();
+    let res = browser.get(&auth_url(&server, &challenge, "")).await;
+    let cb = callback(&res);
+    assert!(cb.get("code").is_some());
+}
