@@ -3,6 +3,9 @@
 use pforte_core::model::*;
 use pforte_core::store::{RealmImport, Store, StoreError, StoreResult};
 
+use std::sync::Arc;
+
+use crate::cache::ReadCache;
 use crate::{PgStore, SqliteStore};
 
 /// The accepted database URL forms, for error messages.
@@ -10,11 +13,24 @@ pub const ACCEPTED_URLS: &str = "sqlite:///absolute/path.db, sqlite://relative/p
      sqlite::memory:, postgres://user:password@host:port/database \
      (or postgresql://…)";
 
-/// A [`SqliteStore`] or a [`PgStore`].
+/// A [`SqliteStore`] or a [`PgStore`], with a read-through cache of realms and clients
+/// (see [`crate::cache`]).
+#[derive(Clone)]
+pub struct AnyStore {
+    backend: Backend,
+    cache: Arc<ReadCache>,
+}
+
 #[derive(Clone, Debug)]
-pub enum AnyStore {
+enum Backend {
     Sqlite(SqliteStore),
     Postgres(PgStore),
+}
+
+impl std::fmt::Debug for AnyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyStore").field("backend", &self.backend).finish_non_exhaustive()
+    }
 }
 
 impl AnyStore {
@@ -22,8 +38,8 @@ impl AnyStore {
     pub async fn connect(url: &str) -> StoreResult<AnyStore> {
         let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
         match scheme.as_deref() {
-            Some("sqlite") => Ok(AnyStore::Sqlite(SqliteStore::connect(url).await?)),
-            Some("postgres" | "postgresql") => Ok(AnyStore::Postgres(PgStore::connect(url).await?)),
+            Some("sqlite") => Ok(SqliteStore::connect(url).await?.into()),
+            Some("postgres" | "postgresql") => Ok(PgStore::connect(url).await?.into()),
             _ => Err(StoreError::Backend(format!(
                 "unsupported database URL {}: expected one of {ACCEPTED_URLS}",
                 crate::redact_url(url)
@@ -33,38 +49,44 @@ impl AnyStore {
 
     /// `"sqlite"` or `"postgres"`.
     pub fn backend(&self) -> &'static str {
-        match self {
-            AnyStore::Sqlite(_) => "sqlite",
-            AnyStore::Postgres(_) => "postgres",
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
     /// Closes the connection pools.
     pub async fn close(&self) {
-        match self {
-            AnyStore::Sqlite(s) => s.close().await,
-            AnyStore::Postgres(s) => s.close().await,
+        match &self.backend {
+            Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
         }
     }
 }
 
 impl From<SqliteStore> for AnyStore {
     fn from(s: SqliteStore) -> Self {
-        AnyStore::Sqlite(s)
+        AnyStore {
+            backend: Backend::Sqlite(s),
+            cache: Arc::new(ReadCache::new()),
+        }
     }
 }
 
 impl From<PgStore> for AnyStore {
     fn from(s: PgStore) -> Self {
-        AnyStore::Postgres(s)
+        AnyStore {
+            backend: Backend::Postgres(s),
+            cache: Arc::new(ReadCache::new()),
+        }
     }
 }
 
 macro_rules! delegate {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            AnyStore::Sqlite(s) => s.$method($($arg),*).await,
-            AnyStore::Postgres(s) => s.$method($($arg),*).await,
+        match &$self.backend {
+            Backend::Sqlite(s) => s.$method($($arg),*).await,
+            Backend::Postgres(s) => s.$method($($arg),*).await,
         }
     };
 }
@@ -74,19 +96,43 @@ impl Store for AnyStore {
         delegate!(self.ping())
     }
     async fn apply_import(&self, import: &RealmImport) -> StoreResult<()> {
-        delegate!(self.apply_import(import))
+        let result = delegate!(self.apply_import(import));
+        let realms = import
+            .realm
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(import.clients.iter().map(|c| c.realm.as_str()));
+        for realm in realms {
+            self.cache.invalidate(realm);
+        }
+        result
     }
     async fn get_realm(&self, name: &str) -> StoreResult<Option<Realm>> {
-        delegate!(self.get_realm(name))
+        if let Some(hit) = self.cache.realm(name) {
+            return Ok(hit);
+        }
+        let realm = delegate!(self.get_realm(name))?;
+        self.cache.put_realm(name, realm.clone());
+        Ok(realm)
     }
     async fn list_realms(&self) -> StoreResult<Vec<Realm>> {
         delegate!(self.list_realms())
     }
     async fn get_client(&self, realm: &str, client_id: &str) -> StoreResult<Option<Client>> {
-        delegate!(self.get_client(realm, client_id))
+        if let Some(hit) = self.cache.client(realm, client_id) {
+            return Ok(hit);
+        }
+        let client = delegate!(self.get_client(realm, client_id))?;
+        self.cache.put_client(realm, client_id, client.clone());
+        Ok(client)
     }
     async fn list_clients(&self, realm: &str) -> StoreResult<Vec<Client>> {
-        delegate!(self.list_clients(realm))
+        if let Some(hit) = self.cache.clients(realm) {
+            return Ok(hit);
+        }
+        let clients = delegate!(self.list_clients(realm))?;
+        self.cache.put_clients(realm, clients.clone());
+        Ok(clients)
     }
     async fn get_user(&self, realm: &str, id: &str) -> StoreResult<Option<User>> {
         delegate!(self.get_user(realm, id))

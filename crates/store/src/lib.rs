@@ -23,6 +23,7 @@ mod common;
 #[macro_use]
 mod migrate;
 mod any;
+mod cache;
 mod postgres;
 mod sqlite;
 
