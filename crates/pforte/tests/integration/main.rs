@@ -6,6 +6,8 @@
 mod cli;
 mod code_flow;
 mod discovery;
+mod rp_library;
+mod two_nodes;
 
 use std::path::PathBuf;
 
