@@ -229,6 +229,13 @@ pub fn validate(
         if too_long(v) {
             return Err(fail(ErrorCode::InvalidRequest, &format!("{name} is too long")));
         }
+        // NUL cannot be stored (PostgreSQL text) and is in no legitimate value.
+        if v.as_deref().is_some_and(|s| s.contains('\0')) {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                &format!("{name} contains a NUL character"),
+            ));
+        }
     }
 
     // PKCE (RFC 7636): S256 only; required for public clients and where the client says so.

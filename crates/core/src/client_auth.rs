@@ -49,6 +49,10 @@ pub async fn authenticate<S: Store>(
             }
         },
     };
+    // NUL is in no client id, and PostgreSQL cannot even look it up.
+    if client_id.contains('\0') {
+        return Err(OAuthError::invalid_client(INVALID));
+    }
     let client = store
         .get_client(realm, client_id)
         .await?

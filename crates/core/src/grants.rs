@@ -7,12 +7,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::model::{
-    Client, CodeRedemption, Grant, Realm, RefreshToken, Rotation, Timestamp,
+    AuthCode, Client, CodeRedemption, Grant, Realm, RefreshToken, Rotation, Timestamp,
 };
 use crate::oauth::{ErrorCode, OAuthError, bounded};
 use crate::rng::{self, Rng};
 use crate::secret::hash_token;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::tokens::{self, AuthContext, Principal, Signer, TokenResponse};
 use crate::{scope, session};
 
@@ -100,7 +100,7 @@ async fn authorization_code<S: Store>(
         CodeRedemption::Fresh(rec) => rec,
         CodeRedemption::Reused(rec) => {
             // RFC 6749 §4.1.2: a code used twice may be stolen; revoke what it issued.
-            store.revoke_grant(&rec.grant_id).await?;
+            revoke_code_grant(store, &rec, now).await?;
             return Err(OAuthError::invalid_grant(
                 "code already used; the tokens issued with it have been revoked",
             ));
@@ -153,7 +153,16 @@ async fn authorization_code<S: Store>(
         created_at: now,
         expires_at: refresh_expiry(signer.realm, session.auth_time, now),
     };
-    store.insert_grant_with_refresh(&grant, Some(&refresh)).await?;
+    match store.insert_grant_with_refresh(&grant, Some(&refresh)).await {
+        Ok(()) => {}
+        // A concurrent reuse of this code wrote the grant as revoked first.
+        Err(StoreError::Conflict(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code already used; the tokens issued with it have been revoked",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
     let auth = AuthContext {
         session_id: Some(&session.id),
         auth_time: Some(rec.auth_time),
@@ -162,6 +171,32 @@ async fn authorization_code<S: Store>(
         grant_id: Some(&grant.id),
     };
     respond(signer, client, &user, &rec.scope, &auth, Some((refresh_plain, refresh.expires_at)), now, rng)
+}
+
+/// Revokes the grant a reused code issued. The first redemption may not have written that
+/// grant yet (it is still checking the request): then a revoked grant under the same id is
+/// written now, so that its write fails instead of issuing tokens that escape revocation.
+async fn revoke_code_grant<S: Store>(
+    store: &S,
+    rec: &AuthCode,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let revoked = Grant {
+        id: rec.grant_id.clone(),
+        realm: rec.realm.clone(),
+        client_id: rec.client_id.clone(),
+        user_id: rec.user_id.clone(),
+        session_id: Some(rec.session_id.clone()),
+        scope: rec.scope.clone(),
+        auth_time: rec.auth_time,
+        acr: rec.acr.clone(),
+        created_at: now,
+        revoked: true,
+    };
+    match store.insert_grant(&revoked).await {
+        Err(StoreError::Conflict(_)) => store.revoke_grant(&rec.grant_id).await,
+        other => other,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -67,7 +67,7 @@ pub async fn load_flow<S: Store>(
     now: Timestamp,
 ) -> Result<LoginFlow, LoginError> {
     let expired = || LoginError::Flow("Your login attempt timed out. Login will start from the beginning.".into());
-    if flow_id.is_empty() || flow_id.len() > 128 {
+    if flow_id.is_empty() || flow_id.len() > 128 || flow_id.contains('\0') {
         return Err(expired());
     }
     let Some(state) = store.get_flow(flow_id).await? else {
@@ -126,17 +126,23 @@ pub async fn submit<S: Store, P: PasswordCheck>(
         flow: Box::new(flow),
     };
     let login = username.trim().to_lowercase();
-    if login.is_empty() || login.len() > 255 || password.len() > 1024 {
+    // NUL is in no login name (and PostgreSQL cannot look it up): a failed login like any.
+    if login.is_empty() || login.len() > 255 || login.contains('\0') || password.len() > 1024 {
         return Err(retry(flow));
     }
-    let key = format!("user:{login}");
+    let user = find_user(store, &realm.name, &login).await?;
+    // Failures count per account, by its username, whether it was addressed by username or
+    // by email (else each alias would get its own allowance); per typed name otherwise.
+    let key = match &user {
+        Some(u) => format!("user:{}", u.username.to_lowercase()),
+        None => format!("user:{login}"),
+    };
     let mut failures = store.get_login_failures(&realm.name, &key).await?;
     if is_stale(&realm.brute_force, &failures, now) {
         store.clear_login_failures(&realm.name, &key).await?;
         failures = LoginFailures::default();
     }
     let locked = is_locked(&realm.brute_force, &failures, now);
-    let user = find_user(store, &realm.name, &login).await?;
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     // Always verify (a dummy when there is no hash), so every failure costs the same time.
     let password_ok = checker.verify(password.to_owned(), phc).await;

@@ -97,6 +97,9 @@ pub async fn logout<S: Store>(
                     "post_logout_redirect_uri needs id_token_hint or client_id".into(),
                 ));
             };
+            if cid.contains('\0') {
+                return Err(LogoutError::Page("Client not found".into()));
+            }
             let client = store
                 .get_client(&signer.realm.name, cid)
                 .await?

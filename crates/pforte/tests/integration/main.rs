@@ -6,6 +6,9 @@
 mod cli;
 mod code_flow;
 mod discovery;
+mod negative_authorize;
+mod negative_session;
+mod negative_token;
 mod rp_library;
 mod two_nodes;
 

@@ -48,7 +48,11 @@ async fn authorize(state: AppState, realm_name: &str, headers: &HeaderMap, p: Au
         Err(e) => return pages::error(t, &*state.rng, e.status, &e.description),
     };
     let issuer = state.issuer(&realm.name);
-    let client = match p.client_id.as_deref().filter(|c| !c.is_empty() && c.len() <= 255) {
+    let client = match p
+        .client_id
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 255 && !c.contains('\0'))
+    {
         Some(id) => match state.store.get_client(&realm.name, id).await {
             Ok(c) => c,
             Err(e) => return store_failure(&state, t, e),

@@ -50,7 +50,8 @@ async fn not_found() -> ApiError {
 
 /// The enabled realm of that name, or the 404 that clients of Keycloak expect.
 pub(crate) async fn realm(state: &AppState, name: &str) -> Result<Realm, ApiError> {
-    if name.len() > 255 {
+    // PostgreSQL cannot hold NUL in text: such a name is no realm, not a database failure.
+    if name.len() > 255 || name.contains('\0') {
         return Err(ApiError::realm_not_found(name));
     }
     match state.store.get_realm(name).await? {

@@ -1,0 +1,711 @@
+//! Attacks on the browser side: the login form (CSRF, browser binding, wrong credentials,
+//! lock-out, languages), logout with foreign redirect URIs, security headers on pages and
+//! cookie attributes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pforte_core::secret::PasswordCost;
+use pforte_jose::seal::MasterKey;
+use pforte_server::{AppState, ServerConfig};
+use pforte_testkit::{
+    Browser, LoginForm, TestServer, TestServerOptions, callback, parse_login_form, pkce,
+};
+use reqwest::header::{ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE, HeaderMap};
+use reqwest::{RequestBuilder, Response};
+use serde_json::{Value, json};
+
+use crate::code_flow::{REDIRECT, auth_url, login};
+use crate::negative_authorize::{
+    assert_error_page, assert_error_redirect, attack_realm, attack_server, attack_server_with,
+    authorize_url, redeem_ok, refresh, s256, set_cookies,
+};
+
+const INVALID_EN: &str = "Invalid username or password.";
+const INVALID_DE: &str = "Ungültiger Benutzername oder Passwort.";
+
+/// Sends `req` with the browser's cookies (for requests that need extra headers; the
+/// response's cookies are not remembered).
+async fn send(browser: &Browser, req: RequestBuilder) -> Response {
+    let cookies = browser
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    req.header(COOKIE, cookies).send().await.unwrap()
+}
+
+fn client() -> reqwest::Client {
+    pforte_testkit::http_client()
+}
+
+/// True when the browser has an SSO session: prompt=none answers with a code.
+async fn has_session(server: &TestServer, browser: &mut Browser) -> bool {
+    let (_, challenge) = pkce();
+    let res = browser
+        .get(&auth_url(server, &challenge, "&prompt=none"))
+        .await;
+    let cb = callback(&res);
+    if cb.get("error") == Some("login_required") {
+        return false;
+    }
+    assert!(cb.get("code").is_some(), "{}", cb.location);
+    true
+}
+
+fn session_cookie_set(res: &Response) -> bool {
+    set_cookies(res)
+        .iter()
+        .any(|c| c.starts_with("PFORTE_SESSION=") && !c.contains("Max-Age=0"))
+}
+
+async fn open_demo_login(server: &TestServer, browser: &mut Browser, extra: &str) -> LoginForm {
+    let (_, challenge) = pkce();
+    browser
+        .open_login(&auth_url(server, &challenge, extra))
+        .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Logout
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn logout_to_an_unregistered_uri_is_an_error_page_and_keeps_the_session() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let tokens = redeem_ok(&server, &code, &verifier).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let logout = server.url("/realms/demo/protocol/openid-connect/logout");
+    for uri in [
+        "http://evil.example/",
+        "http://127.0.0.1:8082/x",
+        "http://127.0.0.1:8082",
+        "http://127.0.0.1:8082/?next=http://evil.example/",
+        REDIRECT, // a redirect URI, but not a post-logout one
+    ] {
+        let by_client = format!(
+            "{logout}?client_id=demo-app&post_logout_redirect_uri={}&state=s",
+            pforte_core::oauth::urlencode(uri)
+        );
+        let by_hint = format!(
+            "{logout}?id_token_hint={id_token}&post_logout_redirect_uri={}&state=s",
+            pforte_core::oauth::urlencode(uri)
+        );
+        for url in [by_client, by_hint] {
+            let res = browser.get(&url).await;
+            assert!(
+                set_cookies(&res).is_empty(),
+                "{uri}: {:?}",
+                set_cookies(&res)
+            );
+            assert_error_page(res, 400).await;
+        }
+        // The same as a form POST.
+        let res = browser
+            .post_form(
+                &logout,
+                &[
+                    ("id_token_hint", id_token),
+                    ("post_logout_redirect_uri", uri),
+                ],
+            )
+            .await;
+        assert_error_page(res, 400).await;
+    }
+    assert!(
+        has_session(&server, &mut browser).await,
+        "a refused logout must not end the session"
+    );
+    let res = refresh(
+        &server,
+        "demo-app",
+        tokens["refresh_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+
+    // The control: the registered URI logs out and redirects.
+    let res = browser
+        .get(&format!(
+            "{logout}?id_token_hint={id_token}&post_logout_redirect_uri={}&state=s",
+            pforte_core::oauth::urlencode("http://127.0.0.1:8082/")
+        ))
+        .await;
+    let cb = callback(&res);
+    assert_eq!(cb.location, "http://127.0.0.1:8082/?state=s");
+    assert!(!has_session(&server, &mut browser).await);
+}
+
+// ---------------------------------------------------------------------------------------
+// The login form
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn login_without_csrf_token_is_refused() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "").await;
+    let url = format!("{}{}", server.base_url, form.action);
+    for fields in [
+        vec![("username", "alice"), ("password", "alice")],
+        vec![
+            ("username", "alice"),
+            ("password", "alice"),
+            ("csrf_token", ""),
+        ],
+    ] {
+        let res = browser.post_form(&url, &fields).await;
+        assert!(!session_cookie_set(&res), "{:?}", set_cookies(&res));
+        assert_error_page(res, 400).await;
+    }
+    assert!(!has_session(&server, &mut browser).await);
+}
+
+#[tokio::test]
+async fn login_with_wrong_csrf_token_is_refused() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "").await;
+    // Another flow's valid token is as wrong as a made-up one.
+    let mut other = Browser::new();
+    let other_form = open_demo_login(&server, &mut other, "").await;
+    let url = format!("{}{}", server.base_url, form.action);
+    let flipped = format!("{}A", &form.csrf[..form.csrf.len() - 1]);
+    let wrong = if flipped == form.csrf {
+        format!("{}B", &form.csrf[..form.csrf.len() - 1])
+    } else {
+        flipped
+    };
+    for csrf in [wrong.as_str(), other_form.csrf.as_str(), "x"] {
+        let res = browser
+            .post_form(
+                &url,
+                &[
+                    ("username", "alice"),
+                    ("password", "alice"),
+                    ("csrf_token", csrf),
+                ],
+            )
+            .await;
+        assert!(!session_cookie_set(&res));
+        assert_error_page(res, 400).await;
+    }
+    assert!(!has_session(&server, &mut browser).await);
+    // The control: the right token logs in.
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    assert!(callback(&res).get("code").is_some());
+}
+
+#[tokio::test]
+async fn login_from_another_browser_is_refused() {
+    let server = attack_server().await;
+    let mut victim = Browser::new();
+    let form = open_demo_login(&server, &mut victim, "").await;
+    // A browser without any cookie, and one with its own browser cookie.
+    let mut bare = Browser::new();
+    let mut other = Browser::new();
+    open_demo_login(&server, &mut other, "").await;
+    for attacker in [&mut bare, &mut other] {
+        let res = attacker
+            .submit_login(&server.base_url, &form, "alice", "alice")
+            .await;
+        assert!(!session_cookie_set(&res));
+        assert_error_page(res, 400).await;
+    }
+    // The flow still belongs to the browser that started it.
+    let res = victim
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    assert!(callback(&res).get("code").is_some());
+}
+
+/// A login page with the values that legitimately differ between two answers replaced:
+/// the flow id, the CSRF token, the style nonce and the echoed user name.
+fn normalize(body: &str, username: &str) -> String {
+    let form = parse_login_form(body);
+    let flow = form.action.split_once("flow=").unwrap().1.to_owned();
+    let mut out = body
+        .replace(&flow, "FLOW")
+        .replace(&form.csrf, "CSRF")
+        .replace(&format!("value=\"{username}\""), "value=\"USER\"");
+    while let Some(at) = out.find("nonce=\"") {
+        let start = at + "nonce=\"".len();
+        let end = start + out[start..].find('"').unwrap();
+        out.replace_range(at..=end, "NONCE");
+    }
+    out
+}
+
+fn normalize_headers(h: &HeaderMap) -> BTreeMap<String, String> {
+    h.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "date" | "content-length"))
+        .map(|(k, v)| {
+            let v = v.to_str().unwrap();
+            let v = match v.find("'nonce-") {
+                Some(i) => {
+                    let end = i + 1 + v[i + 1..].find('\'').unwrap();
+                    format!("{}NONCE{}", &v[..i], &v[end + 1..])
+                }
+                None => v.to_owned(),
+            };
+            (k.as_str().to_owned(), v)
+        })
+        .collect()
+}
+
+/// A failed login answer: 200, the form again, the one message.
+async fn failed_login(
+    res: Response,
+    message: &str,
+    username: &str,
+) -> (BTreeMap<String, String>, String) {
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("location").is_none());
+    assert!(!session_cookie_set(&res));
+    let headers = normalize_headers(res.headers());
+    let body = res.text().await.unwrap();
+    assert!(body.contains("id=\"input-error\""), "{body}");
+    assert!(body.contains(message), "{body}");
+    let error_div = &body[body.find("id=\"input-error\"").unwrap()..];
+    let text = &error_div[error_div.find('>').unwrap() + 1..error_div.find("</div>").unwrap()];
+    assert_eq!(text, message);
+    (headers, normalize(&body, username))
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let server = attack_server().await;
+    let mut answers = Vec::new();
+    for (user, password) in [
+        ("alice", "wrong"),
+        ("nobody", "alice"),
+        ("alice@example.org", "wrong"),
+    ] {
+        let mut browser = Browser::new();
+        let form = open_demo_login(&server, &mut browser, "").await;
+        let res = browser
+            .submit_login(&server.base_url, &form, user, password)
+            .await;
+        answers.push(failed_login(res, INVALID_EN, user).await);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "existing and unknown users must be indistinguishable"
+    );
+    assert_eq!(answers[0], answers[2]);
+}
+
+#[tokio::test]
+async fn invalid_credentials_message_is_german_for_ui_locales_de() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "&ui_locales=de").await;
+    assert!(form.html.contains("lang=\"de\""), "{}", form.html);
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "wrong")
+        .await;
+    let (_, body) = failed_login(res, INVALID_DE, "alice").await;
+    assert!(!body.contains(INVALID_EN));
+    assert!(body.contains("lang=\"de\""));
+}
+
+#[tokio::test]
+async fn invalid_credentials_message_is_german_for_accept_language_de() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (_, challenge) = pkce();
+    let res = browser.get(&auth_url(&server, &challenge, "")).await; // sets the browser cookie
+    assert_eq!(res.status(), 200);
+    let res = send(
+        &browser,
+        client()
+            .get(auth_url(&server, &challenge, ""))
+            .header(ACCEPT_LANGUAGE, "de-DE,de;q=0.9,en;q=0.5"),
+    )
+    .await;
+    let html = res.text().await.unwrap();
+    assert!(html.contains("lang=\"de\""), "{html}");
+    let form = parse_login_form(&html);
+    let res = send(
+        &browser,
+        client()
+            .post(format!("{}{}", server.base_url, form.action))
+            .header(ACCEPT_LANGUAGE, "de")
+            .form(&[
+                ("username", "nobody"),
+                ("password", "x"),
+                ("csrf_token", form.csrf.as_str()),
+            ]),
+    )
+    .await;
+    let (_, body) = failed_login(res, INVALID_DE, "nobody").await;
+    assert!(!body.contains(INVALID_EN));
+    // English for English.
+    let res = send(
+        &browser,
+        client()
+            .post(format!("{}{}", server.base_url, form.action))
+            .header(ACCEPT_LANGUAGE, "en-US")
+            .form(&[
+                ("username", "nobody"),
+                ("password", "x"),
+                ("csrf_token", form.csrf.as_str()),
+            ]),
+    )
+    .await;
+    failed_login(res, INVALID_EN, "nobody").await;
+}
+
+fn lockout_patch() -> Value {
+    json!({
+        "bruteForceProtected": true,
+        "failureFactor": 3,
+        "waitIncrementSeconds": 60,
+        "maxFailureWaitSeconds": 900
+    })
+}
+
+#[tokio::test]
+async fn lockout_is_the_same_for_existing_and_unknown_users() {
+    let server = attack_server_with(lockout_patch()).await;
+    let mut answers = Vec::new();
+    for user in ["alice", "mallory"] {
+        let mut browser = Browser::new();
+        let form = open_demo_login(&server, &mut browser, "").await;
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let res = browser
+                .submit_login(&server.base_url, &form, user, "wrong")
+                .await;
+            failures.push(failed_login(res, INVALID_EN, user).await);
+        }
+        // Locked: the right password (alice's) fails with the same answer.
+        let res = browser
+            .submit_login(&server.base_url, &form, user, "alice")
+            .await;
+        let locked = failed_login(res, INVALID_EN, user).await;
+        assert_eq!(
+            locked, failures[0],
+            "{user}: a lock-out must look like a wrong password"
+        );
+        assert!(!has_session(&server, &mut browser).await);
+        answers.push(locked);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "lock-out must not reveal whether the account exists"
+    );
+}
+
+#[tokio::test]
+async fn fewer_failures_than_the_factor_do_not_lock() {
+    let server = attack_server_with(lockout_patch()).await;
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "").await;
+    for _ in 0..2 {
+        let res = browser
+            .submit_login(&server.base_url, &form, "bob", "wrong")
+            .await;
+        failed_login(res, INVALID_EN, "bob").await;
+    }
+    let res = browser
+        .submit_login(&server.base_url, &form, "bob", "bob")
+        .await;
+    assert!(callback(&res).get("code").is_some());
+}
+
+#[tokio::test]
+async fn lockout_counts_the_account_not_the_name_it_was_typed_as() {
+    let server = attack_server_with(lockout_patch()).await;
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "").await;
+    // Three failures for alice's account, spread over her username and her email address.
+    for user in ["alice", "alice@example.org", "ALICE"] {
+        let res = browser
+            .submit_login(&server.base_url, &form, user, "wrong")
+            .await;
+        failed_login(res, INVALID_EN, user).await;
+    }
+    for user in ["alice", "alice@example.org"] {
+        let res = browser
+            .submit_login(&server.base_url, &form, user, "alice")
+            .await;
+        failed_login(res, INVALID_EN, user).await;
+    }
+    assert!(!has_session(&server, &mut browser).await);
+}
+
+#[tokio::test]
+async fn login_hint_and_username_are_escaped() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let evil = "\"><script>alert(1)</script>";
+    let form = open_demo_login(
+        &server,
+        &mut browser,
+        &format!("&login_hint={}", pforte_core::oauth::urlencode(evil)),
+    )
+    .await;
+    assert!(!form.html.contains("<script>"), "{}", form.html);
+    let res = browser
+        .submit_login(&server.base_url, &form, evil, "x")
+        .await;
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("<script>"), "{body}");
+    assert!(body.contains(INVALID_EN));
+}
+
+// ---------------------------------------------------------------------------------------
+// Security headers and cookies
+// ---------------------------------------------------------------------------------------
+
+fn assert_page_headers(what: &str, res: &Response) {
+    let h = res.headers();
+    let get = |name: &str| {
+        h.get(name)
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(get("content-type").starts_with("text/html"), "{what}");
+    let csp = get("content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(csp.contains("default-src 'none'"), "{what}: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert_eq!(get("x-frame-options"), "DENY", "{what}");
+    assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
+    let referrer = get("referrer-policy");
+    assert!(
+        [
+            "no-referrer",
+            "same-origin",
+            "strict-origin",
+            "strict-origin-when-cross-origin"
+        ]
+        .contains(&referrer.as_str()),
+        "{what}: {referrer}"
+    );
+    assert_eq!(get("cache-control"), "no-store", "{what}");
+}
+
+#[tokio::test]
+async fn html_pages_carry_security_headers() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (_, challenge) = pkce();
+    let res = browser.get(&auth_url(&server, &challenge, "")).await;
+    assert_eq!(res.status(), 200);
+    assert_page_headers("login page", &res);
+    let form = parse_login_form(&res.text().await.unwrap());
+
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "wrong")
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_page_headers("login page with an error", &res);
+
+    let res = browser
+        .get(&authorize_url(
+            &server,
+            "demo-app",
+            "http://evil.example/",
+            &s256(&challenge),
+        ))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_page_headers("error page", &res);
+
+    let res = browser
+        .post_form(
+            &format!("{}{}", server.base_url, form.action),
+            &[("username", "alice")],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_page_headers("login error page", &res);
+
+    // Logged in, a logout without a hint asks for confirmation: a page, too.
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    assert!(callback(&res).get("code").is_some());
+    let res = browser
+        .get(&server.url("/realms/demo/protocol/openid-connect/logout"))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_page_headers("logout confirmation", &res);
+}
+
+/// The attributes of the cookie `name` among a response's `Set-Cookie` headers.
+fn cookie_attrs(res: &Response, name: &str) -> Vec<String> {
+    let all = set_cookies(res);
+    let c = all
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {all:?}"));
+    c.split(';').skip(1).map(|a| a.trim().to_owned()).collect()
+}
+
+async fn cookies_of_a_login(base_url: &str) -> (Vec<String>, Vec<String>) {
+    let mut browser = Browser::new();
+    let (_, challenge) = pkce();
+    let url = format!(
+        "{base_url}/realms/demo/protocol/openid-connect/auth?client_id=demo-app&response_type=code&scope=openid&redirect_uri={}&state=s{}",
+        pforte_core::oauth::urlencode(REDIRECT),
+        s256(&challenge)
+    );
+    let res = browser.get(&url).await;
+    assert_eq!(res.status(), 200);
+    let browser_cookie = cookie_attrs(&res, "PFORTE_BROWSER");
+    let form = parse_login_form(&res.text().await.unwrap());
+    let res = browser
+        .submit_login(base_url, &form, "alice", "alice")
+        .await;
+    assert!(callback(&res).get("code").is_some());
+    let session_cookie = cookie_attrs(&res, "PFORTE_SESSION");
+    (browser_cookie, session_cookie)
+}
+
+fn assert_cookie(attrs: &[String], secure: bool) {
+    assert!(attrs.iter().any(|a| a == "HttpOnly"), "{attrs:?}");
+    assert!(attrs.iter().any(|a| a == "SameSite=Lax"), "{attrs:?}");
+    assert!(attrs.iter().any(|a| a == "Path=/realms/demo/"), "{attrs:?}");
+    assert_eq!(attrs.iter().any(|a| a == "Secure"), secure, "{attrs:?}");
+}
+
+#[tokio::test]
+async fn cookies_are_httponly_and_samesite_lax_in_dev_mode() {
+    let server = attack_server().await;
+    let (browser_cookie, session_cookie) = cookies_of_a_login(&server.base_url).await;
+    // TestServer runs in dev mode on http://127.0.0.1: no `Secure`, or the browser
+    // would drop the cookies.
+    assert_cookie(&browser_cookie, false);
+    assert_cookie(&session_cookie, false);
+}
+
+#[tokio::test]
+async fn cookies_are_secure_outside_dev_mode() {
+    // TestServerOptions cannot switch dev mode off, so this starts a second node on the
+    // test server's database, with the same master key and dev mode off.
+    let key = [42u8; 32];
+    let server = TestServer::start_with(TestServerOptions {
+        realms: vec![attack_realm(json!({}))],
+        master_key: Some(MasterKey::from(key)),
+        ..Default::default()
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = ServerConfig::new(base_url.clone());
+    assert!(!config.dev_mode);
+    config.password_cost = PasswordCost::MINIMUM;
+    config.login_failure_delay = std::time::Duration::from_millis(10);
+    let state = AppState::new(Arc::clone(&server.store), config, MasterKey::from(key));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let node = tokio::spawn(pforte_server::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+
+    let (browser_cookie, session_cookie) = cookies_of_a_login(&base_url).await;
+    assert_cookie(&browser_cookie, true);
+    assert_cookie(&session_cookie, true);
+
+    let _ = tx.send(());
+    node.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn malformed_login_posts_are_4xx() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "").await;
+    let url = format!("{}{}", server.base_url, form.action);
+    // Not a form.
+    let res = send(
+        &browser,
+        client()
+            .post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(r#"{"username":"alice","password":"alice"}"#),
+    )
+    .await;
+    assert_error_page(res, 400).await;
+    // Duplicate fields.
+    let res = send(
+        &browser,
+        client()
+            .post(&url)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!(
+                "username=alice&username=bob&password=alice&csrf_token={}",
+                form.csrf
+            )),
+    )
+    .await;
+    assert_error_page(res, 400).await;
+    // A 100 KB password, an unknown flow, no flow.
+    let big = "p".repeat(100 * 1024);
+    let res = browser
+        .post_form(
+            &url,
+            &[
+                ("username", "alice"),
+                ("password", &big),
+                ("csrf_token", &form.csrf),
+            ],
+        )
+        .await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let res = browser
+        .post_form(
+            &server.url("/realms/demo/login-actions/authenticate?flow=nope"),
+            &[
+                ("username", "alice"),
+                ("password", "alice"),
+                ("csrf_token", &form.csrf),
+            ],
+        )
+        .await;
+    assert_error_page(res, 400).await;
+    let res = browser
+        .post_form(
+            &server.url("/realms/demo/login-actions/authenticate"),
+            &[
+                ("username", "alice"),
+                ("password", "alice"),
+                ("csrf_token", &form.csrf),
+            ],
+        )
+        .await;
+    assert_error_page(res, 400).await;
+    // Nothing above logged anyone in.
+    assert!(!has_session(&server, &mut browser).await);
+}
+
+#[tokio::test]
+async fn prompt_none_after_a_refused_login_is_still_login_required() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "").await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "wrong")
+        .await;
+    failed_login(res, INVALID_EN, "alice").await;
+    let (_, challenge) = pkce();
+    let res = browser
+        .get(&authorize_url(
+            &server,
+            "demo-app",
+            REDIRECT,
+            &format!("{}&prompt=none", s256(&challenge)),
+        ))
+        .await;
+    assert_error_redirect(&server, &res, REDIRECT, "login_required");
+}

@@ -1,0 +1,1017 @@
+//! Attacks on the token, introspection, revocation and userinfo endpoints: code reuse and
+//! binding, PKCE, refresh-token replay and scope widening, client authentication, grants a
+//! client may not use, malformed requests.
+
+use pforte_testkit::{Browser, TestServer, http_client, pkce};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use serde_json::Value;
+
+use crate::code_flow::{REDIRECT, login, redeem};
+use crate::negative_authorize::{
+    CONF_SECRET, EXCHANGE_CLIENT, EXCHANGE_SECRET, assert_oauth_error, attack_server, introspect,
+    login_for, post_form, post_form_basic, redeem_ok, refresh, s256, status_json, token_url,
+};
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+/// Logs alice in for demo-app and redeems the code: the token response.
+async fn demo_tokens(server: &TestServer) -> Value {
+    let mut browser = Browser::new();
+    let (code, verifier) = login(server, &mut browser).await;
+    redeem_ok(server, &code, &verifier).await
+}
+
+async fn assert_active(server: &TestServer, token: &str, active: bool) {
+    let body = introspect(server, token).await;
+    assert_eq!(body["active"], active, "{body}");
+}
+
+fn revoke_url(server: &TestServer) -> String {
+    server.url("/realms/demo/protocol/openid-connect/revoke")
+}
+
+fn introspect_url(server: &TestServer) -> String {
+    server.url("/realms/demo/protocol/openid-connect/token/introspect")
+}
+
+fn userinfo_url(server: &TestServer) -> String {
+    server.url("/realms/demo/protocol/openid-connect/userinfo")
+}
+
+// ---------------------------------------------------------------------------------------
+// Authorization codes
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn code_reuse_is_refused_and_revokes_what_the_code_issued() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let first = redeem_ok(&server, &code, &verifier).await;
+    let access = s(&first["access_token"]);
+    let refresh_token = s(&first["refresh_token"]);
+    assert_active(&server, access, true).await;
+    assert_active(&server, refresh_token, true).await;
+
+    let res = redeem(&server, &code, &verifier).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+
+    assert_active(&server, access, false).await;
+    assert_active(&server, refresh_token, false).await;
+    let res = refresh(&server, "demo-app", refresh_token, None).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    let res = http_client()
+        .get(userinfo_url(&server))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn code_issued_to_another_client_is_refused() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    // other-app is public and has the same redirect URI registered.
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "other-app"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let body = assert_oauth_error(res, 400, "invalid_grant").await;
+    assert!(body.get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn code_redeemed_with_another_redirect_uri_is_refused() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    for redirect_uri in [None, Some("http://127.0.0.1:8082/other")] {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", "demo-app"),
+            ("code_verifier", verifier.as_str()),
+        ];
+        if let Some(r) = redirect_uri {
+            form.push(("redirect_uri", r));
+        }
+        let res = post_form(&token_url(&server), &form).await;
+        assert_oauth_error(res, 400, "invalid_grant").await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_code_verifier_is_refused() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, _) = login(&server, &mut browser).await;
+    let (other_verifier, _) = pkce();
+    let res = redeem(&server, &code, &other_verifier).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn code_verifier_extending_the_right_one_is_refused() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    // Each attempt uses the code up, hence one wrong verifier per test.
+    let res = redeem(&server, &code, &format!("{verifier}A")).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn missing_code_verifier_is_refused() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, _) = login(&server, &mut browser).await;
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "demo-app"),
+        ],
+    )
+    .await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn pkce_downgrade_is_refused() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    // conf-app is confidential and does not require PKCE: its request has no challenge.
+    let cb = login_for(&server, &mut browser, "conf-app", REDIRECT, "").await;
+    let (verifier, _) = pkce();
+    let res = post_form_basic(
+        &token_url(&server),
+        "conf-app",
+        CONF_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    // The control: the same kind of code without a verifier is fine.
+    let res = browser
+        .get(&crate::negative_authorize::authorize_url(
+            &server, "conf-app", REDIRECT, "",
+        ))
+        .await;
+    let cb = pforte_testkit::callback(&res);
+    let res = post_form_basic(
+        &token_url(&server),
+        "conf-app",
+        CONF_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+}
+
+// ---------------------------------------------------------------------------------------
+// Refresh tokens
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn refresh_replay_revokes_the_whole_family() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    let a = s(&tokens["refresh_token"]).to_owned();
+    let res = refresh(&server, "demo-app", &a, None).await;
+    let (status, rotated) = status_json(res).await;
+    assert_eq!(status, 200, "{rotated}");
+    let b = s(&rotated["refresh_token"]).to_owned();
+    let b_access = s(&rotated["access_token"]).to_owned();
+    assert_ne!(a, b, "refresh tokens rotate");
+    assert_active(&server, &b_access, true).await;
+
+    // A comes back: someone holds a copy.
+    let res = refresh(&server, "demo-app", &a, None).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    // Every token of the family is dead now.
+    let res = refresh(&server, "demo-app", &b, None).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    assert_active(&server, &b_access, false).await;
+    assert_active(&server, s(&tokens["access_token"]), false).await;
+    assert_active(&server, &b, false).await;
+}
+
+/// The same refresh token twice at the same moment is a replay too: at most one answer
+/// carries tokens, and the family ends either way.
+#[tokio::test]
+async fn concurrent_refresh_replay_revokes_the_family() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    let a = s(&tokens["refresh_token"]);
+    let (x, y) = tokio::join!(
+        refresh(&server, "demo-app", a, None),
+        refresh(&server, "demo-app", a, None)
+    );
+    let (sx, bx) = status_json(x).await;
+    let (sy, by) = status_json(y).await;
+    assert!(sx == 400 || sy == 400, "{bx} {by}");
+    for (status, body) in [(sx, bx), (sy, by)] {
+        if status == 200 {
+            assert_active(&server, s(&body["access_token"]), false).await;
+            let res = refresh(&server, "demo-app", s(&body["refresh_token"]), None).await;
+            assert_oauth_error(res, 400, "invalid_grant").await;
+        } else {
+            assert_eq!(body["error"], "invalid_grant", "{body}");
+        }
+    }
+    assert_active(&server, s(&tokens["access_token"]), false).await;
+}
+
+#[tokio::test]
+async fn refresh_token_of_another_client_is_refused() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    let rt = s(&tokens["refresh_token"]);
+    let res = refresh(&server, "other-app", rt, None).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    let res = post_form_basic(
+        &token_url(&server),
+        "conf-app",
+        CONF_SECRET,
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+    )
+    .await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    // The refusal neither rotated nor revoked it (RFC 6749 §6 binds the token to its client;
+    // a foreign client presenting it proves nothing about its owner): its own client still
+    // refreshes with it.
+    let res = refresh(&server, "demo-app", rt, None).await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn refresh_cannot_widen_the_scope_but_can_narrow_it() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    // restricted-app's only default scope is profile; email is not granted even if asked.
+    let url = crate::negative_authorize::authorize_url(
+        &server,
+        "restricted-app",
+        REDIRECT,
+        &s256(&challenge),
+    )
+    .replace("scope=openid", "scope=openid%20profile%20email");
+    let form = browser.open_login(&url).await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    let cb = pforte_testkit::callback(&res);
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "restricted-app"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let (status, tokens) = status_json(res).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["scope"], "openid profile");
+    let rt = s(&tokens["refresh_token"]);
+
+    for wider in ["openid profile email", "email", "openid offline_access"] {
+        let res = refresh(&server, "restricted-app", rt, Some(wider)).await;
+        assert_oauth_error(res, 400, "invalid_scope").await;
+    }
+    // The refused attempts did not use the token up: narrowing works with it.
+    let res = refresh(&server, "restricted-app", rt, Some("openid")).await;
+    let (status, narrowed) = status_json(res).await;
+    assert_eq!(status, 200, "{narrowed}");
+    assert_eq!(narrowed["scope"], "openid");
+    let claims = introspect(&server, s(&narrowed["access_token"])).await;
+    assert_eq!(claims["scope"], "openid");
+    let info: Value = http_client()
+        .get(userinfo_url(&server))
+        .bearer_auth(s(&narrowed["access_token"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(info.get("email").is_none(), "{info}");
+    assert!(
+        info.get("preferred_username").is_none(),
+        "profile was narrowed away: {info}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Client authentication
+// ---------------------------------------------------------------------------------------
+
+async fn assert_invalid_client(res: reqwest::Response) {
+    assert_eq!(res.status(), 401);
+    let challenge = res
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        challenge.as_deref().is_some_and(|c| c.starts_with("Basic")),
+        "{challenge:?}"
+    );
+    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    let (_, body) = status_json(res).await;
+    assert_eq!(body["error"], "invalid_client", "{body}");
+}
+
+#[tokio::test]
+async fn bad_client_secret_is_401_invalid_client() {
+    let server = attack_server().await;
+    let cc = [("grant_type", "client_credentials")];
+    let res = post_form_basic(&token_url(&server), EXCHANGE_CLIENT, "wrong-secret", &cc).await;
+    assert_invalid_client(res).await;
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", EXCHANGE_CLIENT),
+            ("client_secret", "wrong-secret"),
+        ],
+    )
+    .await;
+    assert_invalid_client(res).await;
+    // Another client's secret is as wrong as any other.
+    let res = post_form_basic(&token_url(&server), EXCHANGE_CLIENT, CONF_SECRET, &cc).await;
+    assert_invalid_client(res).await;
+    // Same at introspection and revocation.
+    let res = post_form_basic(
+        &introspect_url(&server),
+        EXCHANGE_CLIENT,
+        "wrong",
+        &[("token", "x")],
+    )
+    .await;
+    assert_invalid_client(res).await;
+    let res = post_form_basic(
+        &revoke_url(&server),
+        EXCHANGE_CLIENT,
+        "wrong",
+        &[("token", "x")],
+    )
+    .await;
+    assert_invalid_client(res).await;
+    // The control.
+    let res = post_form_basic(&token_url(&server), EXCHANGE_CLIENT, EXCHANGE_SECRET, &cc).await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn confidential_client_without_credentials_is_401() {
+    let server = attack_server().await;
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", EXCHANGE_CLIENT),
+        ],
+    )
+    .await;
+    assert_invalid_client(res).await;
+    // conf-app redeeming a code with only its id.
+    let mut browser = Browser::new();
+    let cb = login_for(&server, &mut browser, "conf-app", REDIRECT, "").await;
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "conf-app"),
+        ],
+    )
+    .await;
+    assert_invalid_client(res).await;
+    // Nothing at all.
+    let res = post_form(&token_url(&server), &[("grant_type", "client_credentials")]).await;
+    assert_invalid_client(res).await;
+    // Unknown client.
+    let res = post_form_basic(
+        &token_url(&server),
+        "nobody",
+        "x",
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_invalid_client(res).await;
+}
+
+#[tokio::test]
+async fn credentials_in_header_and_body_are_invalid_request() {
+    let server = attack_server().await;
+    let res = post_form_basic(
+        &token_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", EXCHANGE_CLIENT),
+            ("client_secret", EXCHANGE_SECRET),
+        ],
+    )
+    .await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+    // A body client_id that differs from the header's.
+    let res = post_form_basic(
+        &token_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-app"),
+        ],
+    )
+    .await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Grants a client may not use
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn client_credentials_works_for_a_service_account_client() {
+    let server = attack_server().await;
+    let res = post_form_basic(
+        &token_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("grant_type", "client_credentials"), ("scope", "openid")],
+    )
+    .await;
+    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].is_string());
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(body.get("id_token").is_none(), "{body}");
+    assert!(
+        !s(&body["scope"]).split(' ').any(|x| x == "openid"),
+        "{body}"
+    );
+    let claims = introspect(&server, s(&body["access_token"])).await;
+    assert_eq!(claims["active"], true);
+    assert_eq!(claims["client_id"], EXCHANGE_CLIENT);
+}
+
+#[tokio::test]
+async fn client_credentials_is_refused_for_a_public_client() {
+    let server = attack_server().await;
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-app"),
+        ],
+    )
+    .await;
+    let body = assert_oauth_error(res, 400, "unauthorized_client").await;
+    assert!(body.get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn client_credentials_is_refused_without_service_accounts() {
+    let server = attack_server().await;
+    let res = post_form_basic(
+        &token_url(&server),
+        "conf-app",
+        CONF_SECRET,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_oauth_error(res, 400, "unauthorized_client").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Revocation
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn revoking_another_clients_token_is_refused() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    let rt = s(&tokens["refresh_token"]);
+    let at = s(&tokens["access_token"]);
+    for token in [rt, at] {
+        let res = post_form_basic(
+            &revoke_url(&server),
+            EXCHANGE_CLIENT,
+            EXCHANGE_SECRET,
+            &[("token", token)],
+        )
+        .await;
+        assert_oauth_error(res, 400, "unauthorized_client").await;
+    }
+    assert_active(&server, at, true).await;
+    // Not revoked: demo-app still refreshes.
+    let res = refresh(&server, "demo-app", rt, None).await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    // The control: its own client may revoke it.
+    let rt2 = s(&body["refresh_token"]);
+    let res = post_form(
+        &revoke_url(&server),
+        &[("token", rt2), ("client_id", "demo-app")],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = refresh(&server, "demo-app", rt2, None).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Malformed requests: 4xx, never 5xx
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn oversized_form_body_is_refused() {
+    let server = attack_server().await;
+    let big = "a".repeat(100 * 1024);
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "demo-app"),
+            ("code", &big),
+        ],
+    )
+    .await;
+    let status = res.status();
+    assert!(status == 413 || status == 400, "{status}");
+    // Under the body limit but over the parameter limit.
+    let long = "a".repeat(10 * 1024);
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "demo-app"),
+            ("code", &long),
+        ],
+    )
+    .await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+    let res = refresh(&server, "demo-app", &long, None).await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+    let res = post_form_basic(
+        &introspect_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("token", &big)],
+    )
+    .await;
+    assert!(
+        res.status() == 413 || res.status() == 400,
+        "{}",
+        res.status()
+    );
+    let res = post_form_basic(
+        &introspect_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("token", &long)],
+    )
+    .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, serde_json::json!({"active": false}));
+}
+
+#[tokio::test]
+async fn duplicate_grant_type_is_invalid_request() {
+    let server = attack_server().await;
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "client_credentials"),
+            ("grant_type", "authorization_code"),
+            ("client_id", "demo-app"),
+        ],
+    )
+    .await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn non_form_content_type_is_invalid_request() {
+    let server = attack_server().await;
+    for (ct, body) in [
+        (
+            "application/json",
+            r#"{"grant_type":"client_credentials","client_id":"demo-app"}"#,
+        ),
+        (
+            "text/plain",
+            "grant_type=client_credentials&client_id=demo-app",
+        ),
+        ("multipart/form-data; boundary=x", "--x--"),
+    ] {
+        let res = http_client()
+            .post(token_url(&server))
+            .basic_auth(EXCHANGE_CLIENT, Some(EXCHANGE_SECRET))
+            .header(CONTENT_TYPE, ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(res, 400, "invalid_request").await;
+    }
+    // No body and no content type at all.
+    let res = http_client().post(token_url(&server)).send().await.unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn invalid_percent_encoding_is_a_4xx() {
+    let server = attack_server().await;
+    for body in [
+        "grant_type=client_credentials&client_id=demo%ZZapp",
+        "grant_type=authorization%2&client_id=demo-app",
+        "grant_type=%&client_id=demo-app",
+        "grant_type=%FF%FE&client_id=demo-app",
+        "grant_type=client_credentials&client_id=%00",
+        "grant_type=refresh_token&client_id=demo-app&refresh_token=%C0%AF%00",
+        "%%%%=%%%%",
+    ] {
+        let res = http_client()
+            .post(token_url(&server))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        assert!(status.is_client_error(), "{body}: {status}");
+        let (_, json) = status_json(res).await;
+        assert!(json["error"].is_string(), "{body}: {json}");
+    }
+}
+
+#[tokio::test]
+async fn garbage_basic_authorization_is_invalid_client() {
+    let server = attack_server().await;
+    let form = [("grant_type", "client_credentials")];
+    for header in [
+        "Basic !!!not-base64!!!",
+        "Basic ",
+        "Basic bm8tY29sb24=",                         // "no-colon"
+        "Basic //79/A==",                             // not UTF-8
+        "Basic dG9rZW4tZXhjaGFuZ2UtY2xpZW50OiV6eg==", // "token-exchange-client:%zz"
+    ] {
+        let res = http_client()
+            .post(token_url(&server))
+            .header(AUTHORIZATION, header)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{header}");
+        let (_, body) = status_json(res).await;
+        assert_eq!(body["error"], "invalid_client", "{header}: {body}");
+    }
+    // Not even ASCII.
+    let res = http_client()
+        .post(token_url(&server))
+        .header(
+            AUTHORIZATION,
+            reqwest::header::HeaderValue::from_bytes(b"Basic \xff\xfe").unwrap(),
+        )
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn garbage_bearer_token_at_userinfo_is_401() {
+    let server = attack_server().await;
+    for token in [
+        "garbage",
+        "a.b.c",
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+        &"x".repeat(20_000),
+    ] {
+        let res = http_client()
+            .get(userinfo_url(&server))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{}", &token[..token.len().min(40)]);
+        let challenge = res.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+        assert!(challenge.starts_with("Bearer"), "{challenge}");
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+    }
+    // No token at all.
+    let res = http_client()
+        .get(userinfo_url(&server))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(
+        res.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    // An ID token is not an access token.
+    let tokens = demo_tokens(&server).await;
+    let res = http_client()
+        .get(userinfo_url(&server))
+        .bearer_auth(s(&tokens["id_token"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn garbage_token_at_introspection_is_inactive() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    for token in ["garbage", "a.b.c", "", "..", s(&tokens["id_token"])] {
+        let res = post_form_basic(
+            &introspect_url(&server),
+            EXCHANGE_CLIENT,
+            EXCHANGE_SECRET,
+            &[("token", token)],
+        )
+        .await;
+        let (status, body) = status_json(res).await;
+        if token.is_empty() {
+            assert!(status == 200 || status == 400, "{status}");
+            continue;
+        }
+        assert_eq!(status, 200, "{token}: {body}");
+        assert_eq!(body, serde_json::json!({"active": false}), "{token}");
+    }
+    // A public client may not introspect at all.
+    let res = post_form(
+        &introspect_url(&server),
+        &[
+            ("token", s(&tokens["access_token"])),
+            ("client_id", "demo-app"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn unknown_grant_type_is_unsupported_grant_type() {
+    let server = attack_server().await;
+    for grant in [
+        "password",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "AUTHORIZATION_CODE",
+    ] {
+        let res = post_form(
+            &token_url(&server),
+            &[("grant_type", grant), ("client_id", "demo-app")],
+        )
+        .await;
+        assert_oauth_error(res, 400, "unsupported_grant_type").await;
+    }
+    let res = post_form(&token_url(&server), &[("client_id", "demo-app")]).await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn token_responses_are_no_store() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let res = redeem(&server, &code, &verifier).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    let tokens: Value = res.json().await.unwrap();
+    let res = refresh(&server, "demo-app", s(&tokens["refresh_token"]), None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    // Errors too, and introspection answers.
+    let res = redeem(&server, &code, &verifier).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    let res = post_form_basic(
+        &introspect_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("token", "x")],
+    )
+    .await;
+    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    let res = http_client()
+        .get(userinfo_url(&server))
+        .bearer_auth(s(&tokens["access_token"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "revoked by the reuse above"
+    );
+    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+}
+
+/// The master key of `cli.rs` and `two_nodes.rs` on the shared PostgreSQL database.
+const SHARED_PG_MASTER_KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+
+/// NUL cannot be stored in PostgreSQL text: an identifier with one used to reach the
+/// database and come back as a 503 "database not available". It is bad input: a 4xx.
+async fn nul_bytes_are_4xx_on(database_url: Option<String>) {
+    // On the shared PostgreSQL database, the master key every test there uses: a `pforte`
+    // process refuses to start when it cannot open the keys of a realm stored there.
+    let master_key = database_url
+        .as_ref()
+        .map(|_| pforte_jose::seal::MasterKey::from_base64(SHARED_PG_MASTER_KEY).unwrap());
+    let realm = format!(
+        "nul-{}",
+        &pkce().0[..12].to_lowercase().replace(['-', '_'], "x")
+    );
+    #[allow(clippy::needless_update)] // the options may grow fields
+    let options = pforte_testkit::TestServerOptions {
+        database_url,
+        master_key,
+        realms: vec![crate::negative_authorize::attack_realm(
+            serde_json::json!({ "realm": realm }),
+        )],
+        ..Default::default()
+    };
+    let server = TestServer::start_with(options).await;
+    let base = server.url(&format!("/realms/{realm}"));
+    let oidc = format!("{base}/protocol/openid-connect");
+    for body in [
+        "grant_type=client_credentials&client_id=%00",
+        "grant_type=client_credentials&client_id=token-exchange-client%00&client_secret=x",
+    ] {
+        let res = http_client()
+            .post(format!("{oidc}/token"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(res, 401, "invalid_client").await;
+    }
+    let res = post_form_basic(
+        &format!("{oidc}/token"),
+        "demo-app\0",
+        "x",
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+
+    let (_, challenge) = pkce();
+    let auth = format!(
+        "{oidc}/auth?response_type=code&scope=openid&state=s&redirect_uri={}{}",
+        pforte_core::oauth::urlencode(REDIRECT),
+        s256(&challenge)
+    );
+    let res = http_client()
+        .get(format!("{auth}&client_id=demo%00app"))
+        .send()
+        .await
+        .unwrap();
+    crate::negative_authorize::assert_error_page(res, 400).await;
+    let mut browser = Browser::new();
+    let res = browser
+        .get(&format!("{auth}&client_id=demo-app&nonce=n%00"))
+        .await;
+    let cb = pforte_testkit::callback(&res);
+    assert_eq!(cb.get("error"), Some("invalid_request"), "{}", cb.location);
+
+    let form = browser
+        .open_login(&format!("{auth}&client_id=demo-app"))
+        .await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "ali\0ce", "alice")
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("id=\"input-error\""));
+    let res = browser
+        .post_form(
+            &format!("{base}/login-actions/authenticate?flow=%00"),
+            &[
+                ("username", "alice"),
+                ("password", "alice"),
+                ("csrf_token", &form.csrf),
+            ],
+        )
+        .await;
+    crate::negative_authorize::assert_error_page(res, 400).await;
+
+    let res = http_client()
+        .get(format!(
+            "{oidc}/logout?client_id=demo%00app&post_logout_redirect_uri=x"
+        ))
+        .send()
+        .await
+        .unwrap();
+    crate::negative_authorize::assert_error_page(res, 400).await;
+    let res = http_client()
+        .get(server.url(&format!(
+            "/realms/{realm}%00/.well-known/openid-configuration"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn nul_bytes_are_4xx_on_sqlite() {
+    nul_bytes_are_4xx_on(None).await;
+}
+
+#[tokio::test]
+async fn nul_bytes_are_4xx_on_postgres() {
+    if let Some(url) = pforte_testkit::postgres_url() {
+        nul_bytes_are_4xx_on(Some(url)).await;
+    }
+}
+
+/// Two redemptions of one code at the same moment: the reuse may be noticed while the first
+/// redemption is still being served. Then both are refused; never may the first one's
+/// tokens outlive the reuse.
+#[tokio::test]
+async fn concurrent_code_reuse_still_revokes() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (mut code, mut verifier) = login(&server, &mut browser).await;
+    let mut slipped = 0;
+    for _ in 0..30 {
+        let (a, b) = tokio::join!(
+            redeem(&server, &code, &verifier),
+            redeem(&server, &code, &verifier)
+        );
+        let (sa, ba) = status_json(a).await;
+        let (sb, bb) = status_json(b).await;
+        for (status, body) in [(sa, &ba), (sb, &bb)] {
+            if status == 400 {
+                assert_eq!(body["error"], "invalid_grant", "{body}");
+            }
+        }
+        let winner = match (sa.as_u16(), sb.as_u16()) {
+            (200, 400) => Some(ba),
+            (400, 200) => Some(bb),
+            (400, 400) => None,
+            other => panic!("{other:?}: {ba} {bb}"),
+        };
+        if let Some(w) = winner
+            && introspect(&server, s(&w["access_token"])).await["active"] == true
+        {
+            slipped += 1;
+        }
+        let (v, challenge) = pkce();
+        let res = browser
+            .get(&crate::code_flow::auth_url(&server, &challenge, ""))
+            .await;
+        code = pforte_testkit::callback(&res)
+            .get("code")
+            .unwrap()
+            .to_owned();
+        verifier = v;
+    }
+    assert_eq!(
+        slipped, 0,
+        "concurrent reuses left the first redemption's tokens active"
+    );
+}
