@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::{AuthCode, Client, FlowState, Realm, Session, Timestamp};
 use crate::oauth::{ErrorCode, MAX_PARAM_LEN};
 use crate::rng::{self, Rng};
+use crate::scope;
 use crate::secret::hash_token;
 use crate::store::{Store, StoreError};
-use crate::scope;
 
 /// The request as it arrived (query or form). Everything optional: validation decides.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -157,13 +157,19 @@ pub fn validate(
         return Err(AuthorizeError::Page("The client_id is too long.".into()));
     }
     let Some(client) = client.filter(|c| c.enabled) else {
-        return Err(AuthorizeError::Page(format!("Client not found: {client_id}")));
+        return Err(AuthorizeError::Page(format!(
+            "Client not found: {client_id}"
+        )));
     };
     let Some(redirect_uri) = p.redirect_uri.as_deref().filter(|r| !r.is_empty()) else {
-        return Err(AuthorizeError::Page("The request has no redirect_uri.".into()));
+        return Err(AuthorizeError::Page(
+            "The request has no redirect_uri.".into(),
+        ));
     };
     if redirect_uri.len() > MAX_PARAM_LEN || !redirect_uri_allowed(client, redirect_uri) {
-        return Err(AuthorizeError::Page("Invalid parameter: redirect_uri".into()));
+        return Err(AuthorizeError::Page(
+            "Invalid parameter: redirect_uri".into(),
+        ));
     }
     let mode = match p.response_mode.as_deref() {
         None | Some("") | Some("query") => ResponseMode::Query,
@@ -211,10 +217,16 @@ pub fn validate(
         ));
     }
     if p.request.is_some() {
-        return Err(fail(ErrorCode::RequestNotSupported, "request objects are not supported"));
+        return Err(fail(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
     }
     if p.request_uri.is_some() {
-        return Err(fail(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
+        return Err(fail(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
     }
     for (name, v) in [
         ("scope", &p.scope),
@@ -227,7 +239,10 @@ pub fn validate(
         ("max_age", &p.max_age),
     ] {
         if too_long(v) {
-            return Err(fail(ErrorCode::InvalidRequest, &format!("{name} is too long")));
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                &format!("{name} is too long"),
+            ));
         }
         // NUL cannot be stored (PostgreSQL text) and is in no legitimate value.
         if v.as_deref().is_some_and(|s| s.contains('\0')) {
@@ -255,7 +270,10 @@ pub fn validate(
         }
         (None, None) => {}
         (None, Some(_)) => {
-            return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method without code_challenge"));
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method without code_challenge",
+            ));
         }
         (Some(_), None) | (Some(_), Some("plain")) => {
             return Err(fail(
@@ -264,7 +282,11 @@ pub fn validate(
             ));
         }
         (Some(c), Some("S256")) => {
-            if c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if c.len() != 43
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(fail(
                     ErrorCode::InvalidRequest,
                     "Invalid parameter: code_challenge (must be the base64url SHA-256 of the verifier)",
@@ -272,19 +294,33 @@ pub fn validate(
             }
         }
         (Some(_), Some(_)) => {
-            return Err(fail(ErrorCode::InvalidRequest, "Invalid parameter: code_challenge_method"));
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "Invalid parameter: code_challenge_method",
+            ));
         }
     }
 
-    let prompts: Vec<&str> = p.prompt.as_deref().unwrap_or("").split_whitespace().collect();
+    let prompts: Vec<&str> = p
+        .prompt
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let prompt_none = prompts.contains(&"none");
     if prompt_none && prompts.len() > 1 {
-        return Err(fail(ErrorCode::InvalidRequest, "prompt=none cannot be combined with other values"));
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
     }
     let max_age = match p.max_age.as_deref().filter(|m| !m.is_empty()) {
         None => None,
         Some(m) => Some(m.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
-            fail(ErrorCode::InvalidRequest, "max_age must be a non-negative integer")
+            fail(
+                ErrorCode::InvalidRequest,
+                "max_age must be a non-negative integer",
+            )
         })?),
     };
 
@@ -324,7 +360,10 @@ pub enum Next {
     /// Answer the client (a code, or an error such as `login_required`).
     Respond(AuthResponse),
     /// Show the login page for this flow.
-    Login { flow_id: String, flow: Box<LoginFlow> },
+    Login {
+        flow_id: String,
+        flow: Box<LoginFlow>,
+    },
 }
 
 /// After validation: use the SSO session if it satisfies the request, else start a login
@@ -340,11 +379,12 @@ pub async fn start<S: Store>(
     now: Timestamp,
     rng: &dyn Rng,
 ) -> Result<Next, StoreError> {
-    let usable = session.filter(|s| {
-        !req.prompt_login && req.max_age.is_none_or(|max| now - s.auth_time <= max)
-    });
+    let usable = session
+        .filter(|s| !req.prompt_login && req.max_age.is_none_or(|max| now - s.auth_time <= max));
     if let Some(s) = usable {
-        return Ok(Next::Respond(issue_code(store, realm, issuer, &req, &s, now, rng).await?));
+        return Ok(Next::Respond(
+            issue_code(store, realm, issuer, &req, &s, now, rng).await?,
+        ));
     }
     if req.prompt_none {
         return Ok(Next::Respond(error_response(

@@ -24,7 +24,12 @@ impl Target {
 }
 
 /// The user's claims for `target` under `scope`.
-pub fn user_claims(user: &User, client: &Client, granted: &str, target: Target) -> Map<String, Value> {
+pub fn user_claims(
+    user: &User,
+    client: &Client,
+    granted: &str,
+    target: Target,
+) -> Map<String, Value> {
     let mut c = Map::new();
     if scope::contains(granted, "profile") {
         let name = [user.first_name.as_deref(), user.last_name.as_deref()]
@@ -63,14 +68,23 @@ fn flag(mapper: &ProtocolMapper, key: &str) -> bool {
     mapper.config.get(key).is_none_or(|v| v == "true")
 }
 
-fn apply_mapper(mapper: &ProtocolMapper, user: &User, target: Target, claims: &mut Map<String, Value>) {
+fn apply_mapper(
+    mapper: &ProtocolMapper,
+    user: &User,
+    target: Target,
+    claims: &mut Map<String, Value>,
+) {
     if !flag(mapper, target.mapper_flag()) {
         return;
     }
     let Some(claim_name) = mapper.config.get("claim.name").filter(|n| !n.is_empty()) else {
         return;
     };
-    let json_type = mapper.config.get("jsonType.label").map(String::as_str).unwrap_or("String");
+    let json_type = mapper
+        .config
+        .get("jsonType.label")
+        .map(String::as_str)
+        .unwrap_or("String");
     let value = match mapper.protocol_mapper.as_str() {
         "oidc-usermodel-attribute-mapper" => {
             let Some(attr) = mapper.config.get("user.attribute") else {
@@ -79,7 +93,11 @@ fn apply_mapper(mapper: &ProtocolMapper, user: &User, target: Target, claims: &m
             let Some(values) = user.attributes.get(attr).filter(|v| !v.is_empty()) else {
                 return;
             };
-            if mapper.config.get("multivalued").is_some_and(|v| v == "true") {
+            if mapper
+                .config
+                .get("multivalued")
+                .is_some_and(|v| v == "true")
+            {
                 Value::Array(values.iter().map(|v| typed(v, json_type)).collect())
             } else {
                 typed(&values[0], json_type)
@@ -100,8 +118,14 @@ fn apply_mapper(mapper: &ProtocolMapper, user: &User, target: Target, claims: &m
 /// string rather than disappearing.
 fn typed(v: &str, json_type: &str) -> Value {
     match json_type {
-        "long" | "int" => v.parse::<i64>().map(Value::from).unwrap_or_else(|_| json!(v)),
-        "boolean" => v.parse::<bool>().map(Value::from).unwrap_or_else(|_| json!(v)),
+        "long" | "int" => v
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| json!(v)),
+        "boolean" => v
+            .parse::<bool>()
+            .map(Value::from)
+            .unwrap_or_else(|_| json!(v)),
         "JSON" => serde_json::from_str(v).unwrap_or_else(|_| json!(v)),
         _ => json!(v),
     }
@@ -129,7 +153,9 @@ fn insert_nested(claims: &mut Map<String, Value>, name: &str, value: Value) {
     };
     let mut map = claims;
     for p in path {
-        let entry = map.entry(p.clone()).or_insert_with(|| Value::Object(Map::new()));
+        let entry = map
+            .entry(p.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             *entry = Value::Object(Map::new());
         }

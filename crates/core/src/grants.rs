@@ -35,12 +35,16 @@ pub async fn token<S: Store>(
     rng: &dyn Rng,
 ) -> Result<TokenResponse, OAuthError> {
     match bounded("grant_type", req.grant_type.as_deref())? {
-        Some("authorization_code") => authorization_code(store, signer, client, req, now, rng).await,
+        Some("authorization_code") => {
+            authorization_code(store, signer, client, req, now, rng).await
+        }
         Some("refresh_token") => refresh(store, signer, client, req, now, rng).await,
         Some("client_credentials") => client_credentials(signer, client, req, now, rng),
         Some(other) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            format!("grant_type `{other}` is not supported (authorization_code, refresh_token, client_credentials)"),
+            format!(
+                "grant_type `{other}` is not supported (authorization_code, refresh_token, client_credentials)"
+            ),
         )),
         None => Err(OAuthError::invalid_request("grant_type is missing")),
     }
@@ -49,7 +53,8 @@ pub async fn token<S: Store>(
 /// RFC 7636 §4.1: 43–128 characters from the unreserved set.
 fn valid_pkce_value(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 pub fn s256(verifier: &str) -> String {
@@ -62,7 +67,9 @@ fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAu
         (None, Some(_)) => Err(OAuthError::invalid_grant(
             "code_verifier sent, but the authorization request had no code_challenge",
         )),
-        (Some(_), None) => Err(OAuthError::invalid_grant("PKCE verification failed: code_verifier is missing")),
+        (Some(_), None) => Err(OAuthError::invalid_grant(
+            "PKCE verification failed: code_verifier is missing",
+        )),
         (Some(challenge), Some(verifier)) => {
             if !valid_pkce_value(verifier) {
                 return Err(OAuthError::invalid_grant(
@@ -70,10 +77,15 @@ fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAu
                 ));
             }
             let computed = s256(verifier);
-            if aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes())
-                .is_err()
+            if aws_lc_rs::constant_time::verify_slices_are_equal(
+                computed.as_bytes(),
+                challenge.as_bytes(),
+            )
+            .is_err()
             {
-                return Err(OAuthError::invalid_grant("PKCE verification failed: code_verifier does not match the code_challenge"));
+                return Err(OAuthError::invalid_grant(
+                    "PKCE verification failed: code_verifier does not match the code_challenge",
+                ));
             }
             Ok(())
         }
@@ -108,7 +120,9 @@ async fn authorization_code<S: Store>(
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("code not valid")),
     };
     if rec.realm != signer.realm.name || rec.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant("code was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "code was issued to another client",
+        ));
     }
     if rec.expires_at <= now {
         return Err(OAuthError::invalid_grant("code has expired"));
@@ -153,7 +167,10 @@ async fn authorization_code<S: Store>(
         created_at: now,
         expires_at: refresh_expiry(signer.realm, session.auth_time, now),
     };
-    match store.insert_grant_with_refresh(&grant, Some(&refresh)).await {
+    match store
+        .insert_grant_with_refresh(&grant, Some(&refresh))
+        .await
+    {
         Ok(()) => {}
         // A concurrent reuse of this code wrote the grant as revoked first.
         Err(StoreError::Conflict(_)) => {
@@ -170,7 +187,16 @@ async fn authorization_code<S: Store>(
         nonce: rec.nonce.as_deref(),
         grant_id: Some(&grant.id),
     };
-    respond(signer, client, &user, &rec.scope, &auth, Some((refresh_plain, refresh.expires_at)), now, rng)
+    respond(
+        signer,
+        client,
+        &user,
+        &rec.scope,
+        &auth,
+        Some((refresh_plain, refresh.expires_at)),
+        now,
+        rng,
+    )
 }
 
 /// Revokes the grant a reused code issued. The first redemption may not have written that
@@ -210,10 +236,26 @@ fn respond(
     now: Timestamp,
     rng: &dyn Rng,
 ) -> Result<TokenResponse, OAuthError> {
-    let (access_token, expires_in) =
-        tokens::access_token(signer, client, &Principal::User(user), scope_granted, auth, now, rng)?;
+    let (access_token, expires_in) = tokens::access_token(
+        signer,
+        client,
+        &Principal::User(user),
+        scope_granted,
+        auth,
+        now,
+        rng,
+    )?;
     let id_token = if scope::contains(scope_granted, "openid") {
-        Some(tokens::id_token(signer, client, user, scope_granted, auth, &access_token, now, rng)?)
+        Some(tokens::id_token(
+            signer,
+            client,
+            user,
+            scope_granted,
+            auth,
+            &access_token,
+            now,
+            rng,
+        )?)
     } else {
         None
     };
@@ -250,7 +292,9 @@ async fn refresh<S: Store>(
     };
     let grant = &found.grant;
     if grant.realm != signer.realm.name || grant.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "refresh token was issued to another client",
+        ));
     }
     if found.used {
         // A rotated-out token came back: someone holds a copy. End the whole family.
@@ -315,7 +359,16 @@ async fn refresh<S: Store>(
         nonce: None,
         grant_id: Some(&grant.id),
     };
-    respond(signer, client, &user, &narrowed, &auth, Some((new_plain, new.expires_at)), now, rng)
+    respond(
+        signer,
+        client,
+        &user,
+        &narrowed,
+        &auth,
+        Some((new_plain, new.expires_at)),
+        now,
+        rng,
+    )
 }
 
 fn client_credentials(
@@ -363,7 +416,6 @@ fn client_credentials(
         issued_token_type: None,
     })
 }
-
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

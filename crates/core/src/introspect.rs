@@ -26,20 +26,35 @@ pub async fn introspect<S: Store>(
     now: Timestamp,
 ) -> Result<Value, OAuthError> {
     if caller.public_client {
-        return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
+        return Err(OAuthError::invalid_client(
+            "public clients may not introspect tokens",
+        ));
     }
     if token.is_empty() || token.len() > pforte_jose::MAX_TOKEN_LEN {
         return Ok(inactive());
     }
     if looks_like_jwt(token) {
-        let Ok(c) = tokens::active_access_token(store, signer.keys, signer.issuer, token, now).await
+        let Ok(c) =
+            tokens::active_access_token(store, signer.keys, signer.issuer, token, now).await
         else {
             return Ok(inactive());
         };
         let mut out = Map::new();
         out.insert("active".into(), json!(true));
         out.insert("token_type".into(), json!("Bearer"));
-        for k in ["iss", "sub", "aud", "exp", "iat", "jti", "scope", "client_id", "sid", "acr", "auth_time"] {
+        for k in [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "jti",
+            "scope",
+            "client_id",
+            "sid",
+            "acr",
+            "auth_time",
+        ] {
             if let Some(v) = c.get(k) {
                 out.insert(k.into(), v.clone());
             }
@@ -60,7 +75,12 @@ pub async fn introspect<S: Store>(
             .is_some_and(|s| session::is_active(signer.realm, &s, now)),
         None => true,
     };
-    if found.used || g.revoked || found.token.expires_at <= now || g.realm != signer.realm.name || !session_ok {
+    if found.used
+        || g.revoked
+        || found.token.expires_at <= now
+        || g.realm != signer.realm.name
+        || !session_ok
+    {
         return Ok(inactive());
     }
     Ok(json!({
@@ -90,8 +110,14 @@ pub async fn revoke<S: Store>(
     }
     let mismatch = || OAuthError::unauthorized_client("the token was not issued to this client");
     if looks_like_jwt(token) {
-        let Ok(c) = tokens::verify_own(token, signer.keys, signer.issuer, ACCESS_TOKEN_TYP, now, false)
-        else {
+        let Ok(c) = tokens::verify_own(
+            token,
+            signer.keys,
+            signer.issuer,
+            ACCESS_TOKEN_TYP,
+            now,
+            false,
+        ) else {
             return Ok(());
         };
         if c.get("azp").and_then(Value::as_str) != Some(caller.client_id.as_str()) {

@@ -2,7 +2,6 @@
 //! the realm's algorithm changes, publish retired keys until no token signed with them can
 //! still be valid.
 
-
 use pforte_jose::seal::MasterKey;
 use pforte_jose::{Alg, Jwk, SigningKey, VerifyingKey};
 
@@ -17,7 +16,11 @@ pub enum KeyError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("key {kid} of realm {realm}: {reason}")]
-    Key { realm: String, kid: String, reason: String },
+    Key {
+        realm: String,
+        kid: String,
+        reason: String,
+    },
     #[error("cannot generate a {alg} key: {reason}")]
     Generate { alg: Alg, reason: String },
 }
@@ -96,7 +99,10 @@ pub async fn load_or_create<S: Store>(
     now: Timestamp,
 ) -> Result<RealmKeys, KeyError> {
     let mut stored = store.list_keys(&realm.name).await?;
-    let active_alg = stored.iter().find(|k| k.retired_at.is_none()).map(|k| k.alg);
+    let active_alg = stored
+        .iter()
+        .find(|k| k.retired_at.is_none())
+        .map(|k| k.alg);
     match active_alg {
         None => {
             let key = new_stored_key(realm, master, now)?;
@@ -105,7 +111,9 @@ pub async fn load_or_create<S: Store>(
             stored = store.list_keys(&realm.name).await?;
         }
         Some(alg) if alg != realm.signature_alg => {
-            store.rotate_key(&new_stored_key(realm, master, now)?, now).await?;
+            store
+                .rotate_key(&new_stored_key(realm, master, now)?, now)
+                .await?;
             stored = store.list_keys(&realm.name).await?;
         }
         Some(_) => {}
@@ -123,7 +131,9 @@ pub async fn rotate<S: Store>(
 ) -> Result<String, KeyError> {
     let key = new_stored_key(realm, master, now)?;
     store.rotate_key(&key, now).await?;
-    store.delete_retired_keys(&realm.name, now - retention).await?;
+    store
+        .delete_retired_keys(&realm.name, now - retention)
+        .await?;
     Ok(key.kid)
 }
 
@@ -161,9 +171,10 @@ pub fn realm_keys(
 
     let mut published = Vec::new();
     let mut verifying = Vec::new();
-    let live = std::iter::once(active_row).chain(stored.iter().filter(|k| {
-        k.kid != active_row.kid && k.retired_at.is_none_or(|at| at + retention > now)
-    }));
+    let live =
+        std::iter::once(active_row).chain(stored.iter().filter(|k| {
+            k.kid != active_row.kid && k.retired_at.is_none_or(|at| at + retention > now)
+        }));
     for row in live {
         let jwk: Jwk = serde_json::from_str(&row.public_jwk)
             .map_err(|e| err(&row.kid, format!("stored JWK is not valid JSON: {e}")))?;

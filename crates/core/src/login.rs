@@ -26,7 +26,10 @@ pub enum LoginError {
     /// missing or wrong: an error page, nothing is retried.
     Flow(String),
     /// Wrong credentials (or a locked or disabled account): show the form again.
-    Credentials { flow_id: String, flow: Box<LoginFlow> },
+    Credentials {
+        flow_id: String,
+        flow: Box<LoginFlow>,
+    },
     Store(StoreError),
 }
 
@@ -66,7 +69,11 @@ pub async fn load_flow<S: Store>(
     csrf: Option<&str>,
     now: Timestamp,
 ) -> Result<LoginFlow, LoginError> {
-    let expired = || LoginError::Flow("Your login attempt timed out. Login will start from the beginning.".into());
+    let expired = || {
+        LoginError::Flow(
+            "Your login attempt timed out. Login will start from the beginning.".into(),
+        )
+    };
     if flow_id.is_empty() || flow_id.len() > 128 || flow_id.contains('\0') {
         return Err(expired());
     }
@@ -76,8 +83,8 @@ pub async fn load_flow<S: Store>(
     if state.kind != FLOW_KIND || state.realm != realm.name || state.expires_at <= now {
         return Err(expired());
     }
-    let flow: LoginFlow =
-        serde_json::from_str(&state.data).map_err(|e| LoginError::Store(StoreError::Corrupt(e.to_string())))?;
+    let flow: LoginFlow = serde_json::from_str(&state.data)
+        .map_err(|e| LoginError::Store(StoreError::Corrupt(e.to_string())))?;
     let same_browser = browser
         .map(hash_token)
         .is_some_and(|b| verify_slices_are_equal(b.as_bytes(), flow.browser.as_bytes()).is_ok());
@@ -96,7 +103,11 @@ pub async fn load_flow<S: Store>(
     Ok(flow)
 }
 
-async fn find_user<S: Store>(store: &S, realm: &str, login: &str) -> Result<Option<User>, StoreError> {
+async fn find_user<S: Store>(
+    store: &S,
+    realm: &str,
+    login: &str,
+) -> Result<Option<User>, StoreError> {
     if let Some(u) = store.find_user_by_username(realm, login).await? {
         return Ok(Some(u));
     }
@@ -155,12 +166,15 @@ pub async fn submit<S: Store, P: PasswordCheck>(
     };
     // The flow is single-use from here on: a double submit finds nothing.
     if store.take_flow(flow_id).await?.is_none() {
-        return Err(LoginError::Flow("This login has already been completed.".into()));
+        return Err(LoginError::Flow(
+            "This login has already been completed.".into(),
+        ));
     }
     store.clear_login_failures(&realm.name, &key).await?;
     let (session, cookie) =
         session::create(store, realm, &user.id, vec!["pwd".into()], None, now, rng).await?;
-    let response = authorize::issue_code(store, realm, issuer, &flow.request, &session, now, rng).await?;
+    let response =
+        authorize::issue_code(store, realm, issuer, &flow.request, &session, now, rng).await?;
     Ok(LoginSuccess {
         response,
         session_cookie: cookie,
@@ -174,7 +188,10 @@ mod tests {
     #[test]
     fn lockout_follows_keycloak_arithmetic() {
         let bf = BruteForce::default(); // factor 5, wait 60, max 900
-        let f = |count, last| LoginFailures { count, last_failure: last };
+        let f = |count, last| LoginFailures {
+            count,
+            last_failure: last,
+        };
         assert!(!is_locked(&bf, &f(4, 1000), 1001));
         assert!(is_locked(&bf, &f(5, 1000), 1001));
         assert!(is_locked(&bf, &f(5, 1000), 1059));
@@ -182,7 +199,10 @@ mod tests {
         assert!(is_locked(&bf, &f(10, 1000), 1119), "two steps: 120 s");
         assert!(is_locked(&bf, &f(500, 1000), 1899), "capped at 900 s");
         assert!(!is_locked(&bf, &f(500, 1000), 1901));
-        let off = BruteForce { protected: false, ..BruteForce::default() };
+        let off = BruteForce {
+            protected: false,
+            ..BruteForce::default()
+        };
         assert!(!is_locked(&off, &f(50, 1000), 1001));
     }
 }

@@ -82,14 +82,23 @@ pub async fn logout<S: Store>(
     let hint_client = hint
         .as_ref()
         .and_then(|c| c.get("azp").and_then(Value::as_str).map(str::to_owned));
-    let client_id = match (hint_client, params.client_id.as_deref().filter(|c| !c.is_empty())) {
+    let client_id = match (
+        hint_client,
+        params.client_id.as_deref().filter(|c| !c.is_empty()),
+    ) {
         (Some(h), Some(p)) if h != p => {
-            return Err(LogoutError::Page("client_id does not match the id_token_hint".into()));
+            return Err(LogoutError::Page(
+                "client_id does not match the id_token_hint".into(),
+            ));
         }
         (Some(h), _) => Some(h),
         (None, p) => p.map(str::to_owned),
     };
-    let redirect = match params.post_logout_redirect_uri.as_deref().filter(|u| !u.is_empty()) {
+    let redirect = match params
+        .post_logout_redirect_uri
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
         None => None,
         Some(uri) => {
             let Some(cid) = &client_id else {
@@ -112,10 +121,11 @@ pub async fn logout<S: Store>(
     };
 
     let confirmed = match (params.confirm.as_deref(), session_cookie) {
-        (Some(t), Some(cookie)) => {
-            aws_lc_rs::constant_time::verify_slices_are_equal(t.as_bytes(), confirm_token(cookie).as_bytes())
-                .is_ok()
-        }
+        (Some(t), Some(cookie)) => aws_lc_rs::constant_time::verify_slices_are_equal(
+            t.as_bytes(),
+            confirm_token(cookie).as_bytes(),
+        )
+        .is_ok(),
         _ => false,
     };
     if hint.is_none()
@@ -129,13 +139,20 @@ pub async fn logout<S: Store>(
 
     if let Some(s) = &session {
         store.delete_session(&s.id).await?;
-    } else if let Some(sid) = hint.as_ref().and_then(|c| c.get("sid").and_then(Value::as_str)) {
+    } else if let Some(sid) = hint
+        .as_ref()
+        .and_then(|c| c.get("sid").and_then(Value::as_str))
+    {
         // No cookie (e.g. a back-channel call with the hint): end the session the hint names.
         store.delete_session(sid).await?;
     }
     Ok(match redirect {
         Some(mut uri) => {
-            if let Some(state) = params.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 4096) {
+            if let Some(state) = params
+                .state
+                .as_deref()
+                .filter(|s| !s.is_empty() && s.len() <= 4096)
+            {
                 uri.push(if uri.contains('?') { '&' } else { '?' });
                 uri.push_str("state=");
                 uri.push_str(&crate::oauth::urlencode(state));

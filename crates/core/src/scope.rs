@@ -5,7 +5,15 @@
 use crate::model::Client;
 
 /// Scopes whose claims pforte knows how to release.
-pub const KNOWN: &[&str] = &["openid", "profile", "email", "roles", "web-origins", "acr", "basic"];
+pub const KNOWN: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "roles",
+    "web-origins",
+    "acr",
+    "basic",
+];
 
 /// Keycloak's default client scopes for a new OIDC client.
 const DEFAULT_SCOPES: &[&str] = &["profile", "email", "roles", "web-origins", "acr", "basic"];
@@ -14,7 +22,11 @@ fn defaults(client: &Client) -> Vec<&str> {
     if client.default_client_scopes.is_empty() {
         DEFAULT_SCOPES.to_vec()
     } else {
-        client.default_client_scopes.iter().map(String::as_str).collect()
+        client
+            .default_client_scopes
+            .iter()
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -54,7 +66,9 @@ pub fn narrow(granted: &str, requested: Option<&str>) -> Result<String, String> 
     let mut out: Vec<&str> = Vec::new();
     for s in requested.split_whitespace() {
         if !contains(granted, s) {
-            return Err(format!("scope `{s}` was not granted originally; a refresh may narrow the scope, never widen it"));
+            return Err(format!(
+                "scope `{s}` was not granted originally; a refresh may narrow the scope, never widen it"
+            ));
         }
         if !out.contains(&s) {
             out.push(s);
@@ -105,7 +119,10 @@ mod tests {
 
     #[test]
     fn narrowing_never_widens() {
-        assert_eq!(narrow("openid profile email", Some("openid")).unwrap(), "openid");
+        assert_eq!(
+            narrow("openid profile email", Some("openid")).unwrap(),
+            "openid"
+        );
         assert!(narrow("openid profile", Some("openid email")).is_err());
         assert_eq!(narrow("openid profile", None).unwrap(), "openid profile");
     }

@@ -34,8 +34,14 @@ pub struct PasswordCost {
 }
 
 impl PasswordCost {
-    pub const PRODUCTION: PasswordCost = PasswordCost { memory_kib: 19 * 1024, iterations: 2 };
-    pub const MINIMUM: PasswordCost = PasswordCost { memory_kib: 8, iterations: 1 };
+    pub const PRODUCTION: PasswordCost = PasswordCost {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+    };
+    pub const MINIMUM: PasswordCost = PasswordCost {
+        memory_kib: 8,
+        iterations: 1,
+    };
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +70,9 @@ pub fn hash_password(
 /// Verifies with the parameters recorded in the PHC string, whatever the current cost.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     // `str` verification parses the PHC string and uses the parameters recorded in it.
-    Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
+    Argon2::default()
+        .verify_password(password.as_bytes(), phc)
+        .is_ok()
 }
 
 #[cfg(test)]

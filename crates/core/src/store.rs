@@ -50,8 +50,11 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
     ) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
     fn list_clients(&self, realm: &str) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
-    fn get_user(&self, realm: &str, id: &str)
-    -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    fn get_user(
+        &self,
+        realm: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// `username` is compared lower-cased.
     fn find_user_by_username(
         &self,
@@ -135,8 +138,7 @@ pub trait Store: Send + Sync + 'static {
         jti: &str,
         expires_at: Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn is_access_token_revoked(&self, jti: &str)
-    -> impl Future<Output = StoreResult<bool>> + Send;
+    fn is_access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 
     // --- brute-force detection -----------------------------------------------------------
 

@@ -84,7 +84,14 @@ pub fn service_account_sub(client: &Client) -> String {
     );
     let b = d.as_ref();
     let h: String = b[..16].iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn jti(rng: &dyn Rng, grant_id: Option<&str>) -> String {
@@ -186,12 +193,18 @@ pub fn id_token(
     c.insert("iss".into(), json!(signer.issuer));
     c.insert("sub".into(), json!(user.id));
     c.insert("aud".into(), json!(client.client_id));
-    c.insert("exp".into(), json!(now + access_lifespan(signer.realm, client)));
+    c.insert(
+        "exp".into(),
+        json!(now + access_lifespan(signer.realm, client)),
+    );
     c.insert("iat".into(), json!(now));
     c.insert("jti".into(), json!(rng::token(rng, 12)));
     c.insert("azp".into(), json!(client.client_id));
     c.insert("typ".into(), json!("ID"));
-    c.insert("at_hash".into(), json!(at_hash(signer.keys.active.alg(), access_token)));
+    c.insert(
+        "at_hash".into(),
+        json!(at_hash(signer.keys.active.alg(), access_token)),
+    );
     if let Some(t) = auth.auth_time {
         c.insert("auth_time".into(), json!(t));
     }
@@ -224,10 +237,14 @@ pub fn verify_own(
     let v = pforte_jose::verify_jwt(token, &keys.verifying, &algs)
         .map_err(|e| OAuthError::invalid_token(format!("token is not valid: {e}")))?;
     if !v.header.typ_is(typ) {
-        return Err(OAuthError::invalid_token(format!("token is not of type {typ}")));
+        return Err(OAuthError::invalid_token(format!(
+            "token is not of type {typ}"
+        )));
     }
     if v.claims.get("iss").and_then(Value::as_str) != Some(issuer) {
-        return Err(OAuthError::invalid_token("token was issued by another issuer"));
+        return Err(OAuthError::invalid_token(
+            "token was issued by another issuer",
+        ));
     }
     if check_expiry {
         let exp = v.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
@@ -255,7 +272,11 @@ pub async fn active_access_token<S: Store>(
     if let Some(grant_id) = grant_of_jti(jti) {
         match store.get_grant(grant_id).await? {
             Some(g) if !g.revoked => {}
-            _ => return Err(OAuthError::invalid_token("the grant of this token has been revoked")),
+            _ => {
+                return Err(OAuthError::invalid_token(
+                    "the grant of this token has been revoked",
+                ));
+            }
         }
     }
     Ok(claims)

@@ -29,7 +29,9 @@ pub async fn userinfo<S: Store>(
         .get_user(&signer.realm.name, sub)
         .await?
         .filter(|u| u.enabled)
-        .ok_or_else(|| OAuthError::invalid_token("the user of this token no longer exists or is disabled"))?;
+        .ok_or_else(|| {
+            OAuthError::invalid_token("the user of this token no longer exists or is disabled")
+        })?;
     let client = store
         .get_client(&signer.realm.name, client_id)
         .await?

@@ -7,7 +7,11 @@ use crate::config::Config;
 use crate::startup;
 
 #[derive(Parser)]
-#[command(name = "pforte", version, about = "OpenID Connect identity broker for the Gesundheits-ID")]
+#[command(
+    name = "pforte",
+    version,
+    about = "OpenID Connect identity broker for the Gesundheits-ID"
+)]
 pub struct Cli {
     /// TOML configuration file; `PFORTE_*` environment variables override it.
     #[arg(long, global = true)]

@@ -97,7 +97,9 @@ impl Config {
                 "base_url = {u:?} is not an http(s) URL\n  fix: set PFORTE_BASE_URL to the public URL, e.g. https://id.example.com"
             );
         }
-        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("./pforte-data"));
+        let data_dir = raw
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./pforte-data"));
         let database_url = match raw.database_url {
             Some(u) => u,
             None => format!("sqlite://{}", data_dir.join("pforte.db").display()),
@@ -145,7 +147,9 @@ fn config_error(e: figment::Error, file: Option<&Path>) -> anyhow::Error {
                 "unknown key `{name}`\n  fix: remove or rename it; accepted keys: {}",
                 KEYS.join(", ")
             ),
-            kind => format!("key `{key}`: {kind}\n  fix: give `{key}` a value of the expected type"),
+            kind => {
+                format!("key `{key}`: {kind}\n  fix: give `{key}` a value of the expected type")
+            }
         };
         out.push_str(&format!("{source}: {fix}\n"));
     }

@@ -21,7 +21,9 @@ const EXAMPLE_REALM: &str = include_str!("../../../examples/realm.json");
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),
@@ -31,7 +33,10 @@ fn init_logging(config: &Config) {
 async fn connect(config: &Config) -> Result<AnyStore> {
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create the data directory {}", config.data_dir.display())
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
         })?;
     }
     AnyStore::connect(&config.database_url).await.map_err(|e| {
@@ -62,7 +67,10 @@ fn realm_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         } else if path.is_file() {
             files.push(path.clone());
         } else {
-            bail!("import path {} does not exist\n  fix: pass a realm JSON file or a folder of them", path.display());
+            bail!(
+                "import path {} does not exist\n  fix: pass a realm JSON file or a folder of them",
+                path.display()
+            );
         }
     }
     Ok(files)
@@ -115,13 +123,23 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     let master = master_key::load(&config.master_key)?;
     match seed {
         Seed::Files(paths) => import_files(&store, paths).await?,
-        Seed::Example => import_bytes(&store, EXAMPLE_REALM.as_bytes(), "examples/realm.json").await?,
+        Seed::Example => {
+            import_bytes(&store, EXAMPLE_REALM.as_bytes(), "examples/realm.json").await?
+        }
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}\n  fix: choose a free address with PFORTE_LISTEN", config.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}\n  fix: choose a free address with PFORTE_LISTEN",
+                config.listen
+            )
+        })?;
     let addr = listener.local_addr()?;
-    let base_url = config.base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let base_url = config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let mut server_config = ServerConfig::new(base_url.clone());
     server_config.dev_mode = config.dev_mode;
     let state = AppState::new(store.clone(), server_config, master);
@@ -140,6 +158,7 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "pforte ready"
     );
+    let shutdown = shutdown_signal()?;
     // One line on stdout that scripts and tests wait for.
     println!("pforte listening on {addr}, base URL {base_url}");
     if config.dev_mode {
@@ -150,31 +169,34 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
             );
         }
     }
-    pforte_server::serve(listener, state, shutdown_signal()).await?;
+    pforte_server::serve(listener, state, shutdown).await?;
     tracing::info!("pforte stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the SIGTERM and SIGINT handlers now (not on first poll), so a signal that
+/// arrives right after the ready line is printed already means "shut down gracefully".
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+            tracing::info!("shutdown requested; finishing in-flight requests");
+        })
     }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+        })
+    }
 }
 
 pub async fn import_only(config: Config, paths: &[PathBuf]) -> Result<()> {

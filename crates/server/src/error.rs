@@ -43,7 +43,11 @@ impl ApiError {
 
     pub fn unavailable(context: &str, err: impl std::fmt::Display) -> Self {
         tracing::warn!(%err, "{context}");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", context)
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            context,
+        )
     }
 }
 

@@ -51,8 +51,14 @@ impl KeyCache {
         let clients = self.inner.store.list_clients(&realm.name).await?;
         let retention = keys::key_retention(realm, &clients);
         let loaded = Arc::new(
-            keys::load_or_create(&*self.inner.store, realm, retention, &self.inner.master, now)
-                .await?,
+            keys::load_or_create(
+                &*self.inner.store,
+                realm,
+                retention,
+                &self.inner.master,
+                now,
+            )
+            .await?,
         );
         if let Ok(mut entries) = self.inner.entries.write() {
             entries.insert(realm.name.clone(), (now, loaded.clone()));

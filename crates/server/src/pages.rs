@@ -56,7 +56,11 @@ pub const DE: Texts = Texts {
 /// `ui_locales` first (space-separated, in order), then `Accept-Language`, then English.
 pub fn texts(ui_locales: Option<&str>, headers: &HeaderMap) -> &'static Texts {
     let pick = |tag: &str| -> Option<&'static Texts> {
-        let primary = tag.trim().split(['-', '_', ';']).next()?.to_ascii_lowercase();
+        let primary = tag
+            .trim()
+            .split(['-', '_', ';'])
+            .next()?
+            .to_ascii_lowercase();
         match primary.as_str() {
             "de" => Some(&DE),
             "en" => Some(&EN),
@@ -133,7 +137,11 @@ fn html(status: StatusCode, body: Result<String, askama::Error>, csp: String) ->
         }
         Err(e) => {
             tracing::error!(error = %e, "template rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "page could not be rendered").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "page could not be rendered",
+            )
+                .into_response()
         }
     }
 }
@@ -194,7 +202,10 @@ pub fn form_post(t: &Texts, rng: &dyn Rng, action: &str, params: &[(String, Stri
     html(
         StatusCode::OK,
         page.render(),
-        csp(&style_nonce, &format!("; script-src 'nonce-{script_nonce}'")),
+        csp(
+            &style_nonce,
+            &format!("; script-src 'nonce-{script_nonce}'"),
+        ),
     )
 }
 

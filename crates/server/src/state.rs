@@ -4,8 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::time::Duration;
 
 use pforte_core::Timestamp;
-use pforte_core::secret::PasswordCost;
 use pforte_core::rng::Rng;
+use pforte_core::secret::PasswordCost;
 use pforte_jose::seal::MasterKey;
 use pforte_store::AnyStore;
 

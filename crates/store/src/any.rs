@@ -29,7 +29,9 @@ enum Backend {
 
 impl std::fmt::Debug for AnyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnyStore").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("AnyStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 

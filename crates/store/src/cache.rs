@@ -72,7 +72,11 @@ impl ReadCache {
     }
 
     pub fn put_client(&self, realm: &str, client_id: &str, client: Option<Client>) {
-        remember(&self.clients, (realm.to_owned(), client_id.to_owned()), client);
+        remember(
+            &self.clients,
+            (realm.to_owned(), client_id.to_owned()),
+            client,
+        );
     }
 
     pub fn clients(&self, realm: &str) -> Option<Vec<Client>> {

@@ -114,11 +114,21 @@ impl Browser {
     }
 
     /// Submits credentials on a login form; `base` resolves the form's relative action.
-    pub async fn submit_login(&mut self, base: &str, form: &LoginForm, user: &str, password: &str) -> Response {
+    pub async fn submit_login(
+        &mut self,
+        base: &str,
+        form: &LoginForm,
+        user: &str,
+        password: &str,
+    ) -> Response {
         let url = format!("{base}{}", form.action);
         self.post_form(
             &url,
-            &[("username", user), ("password", password), ("csrf_token", &form.csrf)],
+            &[
+                ("username", user),
+                ("password", password),
+                ("csrf_token", &form.csrf),
+            ],
         )
         .await
     }
@@ -126,11 +136,15 @@ impl Browser {
 
 /// Reads `kc-form-login`: its action and the CSRF token.
 pub fn parse_login_form(html: &str) -> LoginForm {
-    let form_start = html.find("id=\"kc-form-login\"").expect("no kc-form-login in page");
+    let form_start = html
+        .find("id=\"kc-form-login\"")
+        .expect("no kc-form-login in page");
     let tag_start = html[..form_start].rfind('<').unwrap();
     let tag = &html[tag_start..html[tag_start..].find('>').unwrap() + tag_start];
     let action = attr(tag, "action").expect("form without action");
-    let csrf_at = html.find("name=\"csrf_token\"").expect("no csrf_token input");
+    let csrf_at = html
+        .find("name=\"csrf_token\"")
+        .expect("no csrf_token input");
     let input_start = html[..csrf_at].rfind('<').unwrap();
     let input = &html[input_start..html[input_start..].find('>').unwrap() + input_start];
     LoginForm {

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 pub struct PforteProcess {
     pub child: Child,
+    /// The configured public base URL (issuers are built from it).
     pub base_url: String,
+    /// Where the process actually listens, e.g. `http://127.0.0.1:41234`.
+    pub listen_url: String,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -54,15 +57,12 @@ impl PforteProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(rest) = rx.recv_timeout(Duration::from_millis(100)) {
-                let base_url = rest
-                    .split("base URL ")
-                    .nth(1)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned();
+                // "<addr>, base URL <url>"
+                let (addr, base) = rest.split_once(", base URL ").unwrap_or((&rest, ""));
                 return PforteProcess {
                     child,
-                    base_url,
+                    base_url: base.trim().to_owned(),
+                    listen_url: format!("http://{}", addr.trim()),
                     stderr,
                 };
             }

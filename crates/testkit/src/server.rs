@@ -44,7 +44,10 @@ impl TestServer {
 
     pub async fn start_with(options: TestServerOptions) -> TestServer {
         let url = options.database_url.unwrap_or_else(|| {
-            format!("sqlite://{}", temp_path("test").with_extension("db").display())
+            format!(
+                "sqlite://{}",
+                temp_path("test").with_extension("db").display()
+            )
         });
         let store = Arc::new(AnyStore::connect(&url).await.unwrap());
         let rng = pforte_server::system_rng();

@@ -89,7 +89,10 @@ fn unreachable_database_names_the_url_without_password() {
 
 #[test]
 fn unsupported_database_scheme_is_explained() {
-    let out = run(&["serve"], &[("PFORTE_DATABASE_URL", "mysql://x@localhost/db")]);
+    let out = run(
+        &["serve"],
+        &[("PFORTE_DATABASE_URL", "mysql://x@localhost/db")],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("sqlite") && err.contains("postgres"), "{err}");
@@ -117,7 +120,10 @@ fn bad_realm_json_names_file_and_path_and_writes_nothing() {
         &["export", "--realm", "broken"],
         &[("PFORTE_DATABASE_URL", &db_url)],
     );
-    assert!(!export.status.success(), "nothing of the bad file may be written");
+    assert!(
+        !export.status.success(),
+        "nothing of the bad file may be written"
+    );
 
     // A semantically invalid file (valid JSON) is refused the same way, at start-up too.
     write(
@@ -145,9 +151,17 @@ fn import_is_idempotent_and_updates_what_changed() {
         assert!(o.status.success(), "{}", stderr(&o));
         serde_json::from_slice::<Value>(&o.stdout).unwrap()
     };
-    assert!(run(&["import", file.to_str().unwrap()], &env).status.success());
+    assert!(
+        run(&["import", file.to_str().unwrap()], &env)
+            .status
+            .success()
+    );
     let first = export();
-    assert!(run(&["import", file.to_str().unwrap()], &env).status.success());
+    assert!(
+        run(&["import", file.to_str().unwrap()], &env)
+            .status
+            .success()
+    );
     assert_eq!(first, export(), "the same file twice changes nothing");
 
     let changed = EXAMPLE_REALM.replace(
@@ -155,7 +169,11 @@ fn import_is_idempotent_and_updates_what_changed() {
         "http://127.0.0.1:8082/cb2",
     );
     write(&file, &changed);
-    assert!(run(&["import", file.to_str().unwrap()], &env).status.success());
+    assert!(
+        run(&["import", file.to_str().unwrap()], &env)
+            .status
+            .success()
+    );
     let second = export();
     let demo_app = second["clients"]
         .as_array()
@@ -175,16 +193,23 @@ fn keys_rotate_adds_a_new_active_key_and_keeps_the_old_published() {
     let data = data.to_str().unwrap();
     let file = dir.join("realm.json");
     write(&file, EXAMPLE_REALM);
-    let env = [("PFORTE_DATABASE_URL", db_url.as_str()), ("PFORTE_DATA_DIR", data)];
+    let env = [
+        ("PFORTE_DATABASE_URL", db_url.as_str()),
+        ("PFORTE_DATA_DIR", data),
+    ];
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     let node = PforteProcess::spawn(&pforte_bin(), &["--import", file.to_str().unwrap()], &env);
-    let before = rt.block_on(jwks(&node.url("/realms/demo/protocol/openid-connect/certs")));
+    let before = rt.block_on(jwks(
+        &node.url("/realms/demo/protocol/openid-connect/certs"),
+    ));
     drop(node);
     let out = run(&["keys", "rotate", "--realm", "demo"], &env);
     assert!(out.status.success(), "{}", stderr(&out));
     let node = PforteProcess::spawn(&pforte_bin(), &[], &env);
-    let after = rt.block_on(jwks(&node.url("/realms/demo/protocol/openid-connect/certs")));
+    let after = rt.block_on(jwks(
+        &node.url("/realms/demo/protocol/openid-connect/certs"),
+    ));
     let kids = |v: &Value| -> Vec<String> {
         v["keys"]
             .as_array()
@@ -207,7 +232,10 @@ fn sigterm_shuts_down_cleanly() {
     let node = PforteProcess::spawn(
         &pforte_bin(),
         &[],
-        &[("PFORTE_DATABASE_URL", &db_url), ("PFORTE_DATA_DIR", dir.to_str().unwrap())],
+        &[
+            ("PFORTE_DATABASE_URL", &db_url),
+            ("PFORTE_DATA_DIR", dir.to_str().unwrap()),
+        ],
     );
     let status = node.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
@@ -222,7 +250,10 @@ fn two_nodes_on_one_postgres_publish_the_same_jwks() {
     let realm = format!("two-nodes-{}", std::process::id());
     write(&file, &format!(r#"{{"realm":"{realm}"}}"#));
     let key = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
-    let env = [("PFORTE_DATABASE_URL", pg.as_str()), ("PFORTE_MASTER_KEY", key)];
+    let env = [
+        ("PFORTE_DATABASE_URL", pg.as_str()),
+        ("PFORTE_MASTER_KEY", key),
+    ];
     // Both start at once: the first-key race must still end with one key.
     let bin = pforte_bin();
     let f = file.to_str().unwrap().to_owned();

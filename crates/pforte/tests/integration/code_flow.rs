@@ -16,7 +16,9 @@ pub fn auth_url(server: &TestServer, challenge: &str, extra: &str) -> String {
 pub async fn login(server: &TestServer, browser: &mut Browser) -> (String, String) {
     let (verifier, challenge) = pkce();
     let form = browser.open_login(&auth_url(server, &challenge, "")).await;
-    let res = browser.submit_login(&server.base_url, &form, "alice", "alice").await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
     let cb = callback(&res);
     assert!(cb.location.starts_with(REDIRECT), "{}", cb.location);
     (cb.get("code").unwrap().to_owned(), verifier)
@@ -45,7 +47,9 @@ async fn code_flow_over_raw_http() {
     let form = browser.open_login(&auth_url(&server, &challenge, "")).await;
     assert!(form.html.contains("id=\"username\""));
     assert!(form.html.contains("id=\"kc-login\""));
-    let res = browser.submit_login(&server.base_url, &form, "alice", "alice").await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
     let cb = callback(&res);
     assert_eq!(cb.get("state"), Some("st4te"));
     assert_eq!(cb.get("iss"), Some(server.url("/realms/demo").as_str()));

@@ -37,7 +37,10 @@ async fn jwks_holds_the_es256_key_the_realm_signs_with() {
     assert_eq!(keys[0]["crv"], "P-256");
     assert_eq!(keys[0]["alg"], "ES256");
     assert_eq!(keys[0]["use"], "sig");
-    assert!(keys[0].get("d").is_none(), "private part must never be published");
+    assert!(
+        keys[0].get("d").is_none(),
+        "private part must never be published"
+    );
     let realm = pforte_core::Store::get_realm(&*server.store, "demo")
         .await
         .unwrap()
@@ -51,17 +54,14 @@ async fn jwks_holds_the_es256_key_the_realm_signs_with() {
         .unwrap();
     let jwk: pforte_jose::Jwk = serde_json::from_value(keys[0].clone()).unwrap();
     let vk = pforte_jose::VerifyingKey::from_jwk(&jwk).unwrap();
-    let verified =
-        pforte_jose::verify_jwt(&token, &[vk], &[pforte_jose::Alg::ES256]).unwrap();
+    let verified = pforte_jose::verify_jwt(&token, &[vk], &[pforte_jose::Alg::ES256]).unwrap();
     assert_eq!(verified.header.kid.as_deref(), Some(active.active.kid()));
 }
 
 #[tokio::test]
 async fn realm_can_choose_eddsa_or_rs256() {
     for (alg, kty) in [("EdDSA", "OKP"), ("RS256", "RSA")] {
-        let realm = format!(
-            r#"{{"realm":"r-{alg}","defaultSignatureAlgorithm":"{alg}"}}"#
-        );
+        let realm = format!(r#"{{"realm":"r-{alg}","defaultSignatureAlgorithm":"{alg}"}}"#);
         let server = TestServer::start_with(pforte_testkit::TestServerOptions {
             realms: vec![realm],
             ..Default::default()

@@ -29,24 +29,12 @@ struct Node {
     url: String,
 }
 
-/// A free port on 127.0.0.1. `PforteProcess` reports the configured base URL, not the bound
-/// address, so with a shared public base URL the test chooses the listen addresses itself.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_node(realm_file: &str, data_dir: &std::path::Path, pg: &str) -> Node {
-    let listen = format!("127.0.0.1:{}", free_port());
     let data = data_dir.to_str().unwrap();
     let process = PforteProcess::spawn(
         &pforte_bin(),
         &["--import", realm_file],
         &[
-            ("PFORTE_LISTEN", listen.as_str()),
             ("PFORTE_DATABASE_URL", pg),
             ("PFORTE_MASTER_KEY", MASTER_KEY),
             ("PFORTE_BASE_URL", PUBLIC_BASE),
@@ -56,8 +44,8 @@ fn start_node(realm_file: &str, data_dir: &std::path::Path, pg: &str) -> Node {
     );
     assert_eq!(process.base_url, PUBLIC_BASE);
     Node {
+        url: process.listen_url.clone(),
         _process: process,
-        url: format!("http://{listen}"),
     }
 }
 

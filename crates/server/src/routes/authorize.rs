@@ -37,10 +37,20 @@ pub async fn post(
 
 fn bad_request(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
     let t = pages::texts(None, headers);
-    pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &format!("Invalid request: {detail}"))
+    pages::error(
+        t,
+        &*state.rng,
+        StatusCode::BAD_REQUEST,
+        &format!("Invalid request: {detail}"),
+    )
 }
 
-async fn authorize(state: AppState, realm_name: &str, headers: &HeaderMap, p: AuthorizeParams) -> Response {
+async fn authorize(
+    state: AppState,
+    realm_name: &str,
+    headers: &HeaderMap,
+    p: AuthorizeParams,
+) -> Response {
     let t = pages::texts(p.ui_locales.as_deref(), headers);
     let now = state.now();
     let realm = match super::realm(&state, realm_name).await {
@@ -64,7 +74,9 @@ async fn authorize(state: AppState, realm_name: &str, headers: &HeaderMap, p: Au
         Err(AuthorizeError::Page(msg)) => {
             return pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &msg);
         }
-        Err(AuthorizeError::Redirect(r)) => return respond_to_client(t, &state, &r, HeaderMap::new()),
+        Err(AuthorizeError::Redirect(r)) => {
+            return respond_to_client(t, &state, &r, HeaderMap::new());
+        }
     };
     let session = match session::from_cookie(
         &*state.store,
@@ -87,11 +99,24 @@ async fn authorize(state: AppState, realm_name: &str, headers: &HeaderMap, p: Au
             b
         }
     };
-    let next = authorize::start(&*state.store, &realm, &issuer, req, session, &browser, now, &*state.rng).await;
+    let next = authorize::start(
+        &*state.store,
+        &realm,
+        &issuer,
+        req,
+        session,
+        &browser,
+        now,
+        &*state.rng,
+    )
+    .await;
     match next {
         Ok(Next::Respond(r)) => respond_to_client(t, &state, &r, set),
         Ok(Next::Login { flow_id, flow }) => {
-            let action = format!("/realms/{}/login-actions/authenticate?flow={flow_id}", realm.name);
+            let action = format!(
+                "/realms/{}/login-actions/authenticate?flow={flow_id}",
+                realm.name
+            );
             let mut res = pages::login(
                 t,
                 &*state.rng,

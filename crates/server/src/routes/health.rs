@@ -19,7 +19,9 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             tracing::warn!(error = %e, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "DOWN", "checks": [{ "name": "database", "status": "DOWN" }] })),
+                Json(
+                    json!({ "status": "DOWN", "checks": [{ "name": "database", "status": "DOWN" }] }),
+                ),
             )
         }
     }

@@ -32,7 +32,12 @@ pub async fn authenticate(
 ) -> Response {
     let t = pages::texts(None, &headers);
     let Ok(Form(form)) = form else {
-        return pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, "Invalid request: the login form is malformed.");
+        return pages::error(
+            t,
+            &*state.rng,
+            StatusCode::BAD_REQUEST,
+            "Invalid request: the login form is malformed.",
+        );
     };
     let realm = match super::realm(&state, &realm_name).await {
         Ok(r) => r,
@@ -68,7 +73,10 @@ pub async fn authenticate(
             // Slows down guessing; the same for every kind of failure.
             tokio::time::sleep(state.config.login_failure_delay).await;
             let t = pages::texts(flow.request.ui_locales.as_deref(), &headers);
-            let action = format!("/realms/{}/login-actions/authenticate?flow={flow_id}", realm.name);
+            let action = format!(
+                "/realms/{}/login-actions/authenticate?flow={flow_id}",
+                realm.name
+            );
             pages::login(
                 t,
                 &*state.rng,

@@ -37,7 +37,12 @@ pub async fn post(
 
 fn bad(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
     let t = pages::texts(None, headers);
-    pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &format!("Invalid request: {detail}"))
+    pages::error(
+        t,
+        &*state.rng,
+        StatusCode::BAD_REQUEST,
+        &format!("Invalid request: {detail}"),
+    )
 }
 
 async fn handle(state: AppState, realm: &str, headers: &HeaderMap, p: LogoutParams) -> Response {
@@ -57,7 +62,12 @@ async fn handle(state: AppState, realm: &str, headers: &HeaderMap, p: LogoutPara
     let mut res = match outcome {
         Ok(LogoutOutcome::Redirect(uri)) => match HeaderValue::from_str(&uri) {
             Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
-            Err(_) => pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, "Invalid redirect uri"),
+            Err(_) => pages::error(
+                t,
+                &*state.rng,
+                StatusCode::BAD_REQUEST,
+                "Invalid redirect uri",
+            ),
         },
         Ok(LogoutOutcome::LoggedOut) => pages::logged_out(t, &*state.rng),
         Ok(LogoutOutcome::Confirm { token }) => {
@@ -73,7 +83,9 @@ async fn handle(state: AppState, realm: &str, headers: &HeaderMap, p: LogoutPara
             let action = format!("/realms/{}/protocol/openid-connect/logout", ctx.realm.name);
             return pages::logout_confirm(t, &*state.rng, &action, &token, &params);
         }
-        Err(LogoutError::Page(msg)) => return pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &msg),
+        Err(LogoutError::Page(msg)) => {
+            return pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &msg);
+        }
         Err(LogoutError::Store(e)) => return store_failure(&state, t, e),
     };
     jar.clear(res.headers_mut(), cookies::SESSION);

@@ -29,7 +29,10 @@ pub fn router(state: AppState) -> Router {
             get(discovery::openid_configuration),
         )
         .route(&format!("{oidc}/certs"), get(discovery::certs))
-        .route(&format!("{oidc}/auth"), get(authorize::get).post(authorize::post))
+        .route(
+            &format!("{oidc}/auth"),
+            get(authorize::get).post(authorize::post),
+        )
         .route(
             "/realms/{realm}/login-actions/authenticate",
             post(login::authenticate),
@@ -37,15 +40,25 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{oidc}/token"), post(token::token))
         .route(&format!("{oidc}/token/introspect"), post(token::introspect))
         .route(&format!("{oidc}/revoke"), post(token::revoke))
-        .route(&format!("{oidc}/userinfo"), get(userinfo::get).post(userinfo::post))
-        .route(&format!("{oidc}/logout"), get(logout::get).post(logout::post))
+        .route(
+            &format!("{oidc}/userinfo"),
+            get(userinfo::get).post(userinfo::post),
+        )
+        .route(
+            &format!("{oidc}/logout"),
+            get(logout::get).post(logout::post),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+    )
 }
 
 /// The enabled realm of that name, or the 404 that clients of Keycloak expect.

@@ -28,7 +28,11 @@ impl RealmContext {
         let realm = realm(state, name).await?;
         let keys = state.keys.get(&realm).await?;
         let issuer = state.issuer(&realm.name);
-        Ok(RealmContext { realm, keys, issuer })
+        Ok(RealmContext {
+            realm,
+            keys,
+            issuer,
+        })
     }
 
     pub fn signer(&self) -> Signer<'_> {
@@ -47,7 +51,12 @@ pub fn form_error(e: impl std::fmt::Display) -> OAuthError {
 }
 
 /// The authorization response, by response mode.
-pub fn respond_to_client(t: &Texts, state: &AppState, r: &AuthResponse, headers: HeaderMap) -> Response {
+pub fn respond_to_client(
+    t: &Texts,
+    state: &AppState,
+    r: &AuthResponse,
+    headers: HeaderMap,
+) -> Response {
     let mut res = match r.mode {
         ResponseMode::Query => {
             let location = append_query(&r.redirect_uri, &r.params);

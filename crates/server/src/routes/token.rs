@@ -52,9 +52,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let decoded = STANDARD.decode(encoded).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| {
-        percent_decode(&s.replace('+', " ")).ok_or_else(bad)
-    };
+    let unescape = |s: &str| percent_decode(&s.replace('+', " ")).ok_or_else(bad);
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
@@ -75,7 +73,11 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn presented(headers: &HeaderMap, client_id: Option<String>, client_secret: Option<String>) -> Result<PresentedClient, OAuthError> {
+fn presented(
+    headers: &HeaderMap,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+) -> Result<PresentedClient, OAuthError> {
     Ok(PresentedClient {
         basic: basic_credentials(headers)?,
         client_id: client_id.filter(|c| !c.is_empty()),
@@ -109,7 +111,15 @@ pub async fn token(
             refresh_token: f.refresh_token,
             scope: f.scope,
         };
-        grants::token(&*state.store, ctx.signer(), &client, &req, state.now(), &*state.rng).await
+        grants::token(
+            &*state.store,
+            ctx.signer(),
+            &client,
+            &req,
+            state.now(),
+            &*state.rng,
+        )
+        .await
     }
     .await;
     match result {
@@ -136,7 +146,9 @@ pub async fn introspect(
             &presented(&headers, f.client_id, f.client_secret)?,
         )
         .await?;
-        let token = f.token.ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let token = f
+            .token
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         introspect::introspect(&*state.store, ctx.signer(), &client, &token, state.now()).await
     }
     .await;
@@ -164,7 +176,9 @@ pub async fn revoke(
             &presented(&headers, f.client_id, f.client_secret)?,
         )
         .await?;
-        let token = f.token.ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let token = f
+            .token
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         introspect::revoke(&*state.store, ctx.signer(), &client, &token, state.now()).await
     }
     .await;

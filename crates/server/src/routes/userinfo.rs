@@ -25,7 +25,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, t)| t.trim())
 }
 
-pub async fn get(State(state): State<AppState>, Path(realm): Path<String>, headers: HeaderMap) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     handle(state, &realm, bearer(&headers).map(str::to_owned)).await
 }
 
@@ -40,7 +44,9 @@ pub async fn post(
     let token = match (bearer(&headers), from_body) {
         (Some(_), Some(_)) => {
             return oauth_response(
-                &OAuthError::invalid_request("send the access token in the header or the body, not both"),
+                &OAuthError::invalid_request(
+                    "send the access token in the header or the body, not both",
+                ),
                 &realm,
                 true,
             );
@@ -57,7 +63,11 @@ async fn handle(state: AppState, realm: &str, token: Option<String>) -> Response
         Err(e) => return e.into_response(),
     };
     let Some(token) = token else {
-        return oauth_response(&OAuthError::invalid_token("no access token"), &ctx.realm.name, true);
+        return oauth_response(
+            &OAuthError::invalid_token("no access token"),
+            &ctx.realm.name,
+            true,
+        );
     };
     match userinfo::userinfo(&*state.store, ctx.signer(), &token, state.now()).await {
         Ok(claims) => no_store_json(claims),
