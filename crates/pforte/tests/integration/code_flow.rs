@@ -81,3 +81,68 @@ async fn code_flow_over_raw_http() {
     let cb = callback(&res);
     assert!(cb.get("code").is_some());
 }
+
+fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn attribute_mapper_puts_the_kvnr_into_tokens_and_userinfo() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let tokens: Value = redeem(&server, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let at = jwt_claims(tokens["access_token"].as_str().unwrap());
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(at["kvnr"], "A123456780");
+    assert_eq!(id["kvnr"], "A123456780");
+    assert_eq!(at["realm_access"]["roles"][0], "patient");
+    assert_eq!(id["nonce"], "n0nce");
+    assert!(id["at_hash"].is_string() && id["sid"].is_string() && id["auth_time"].is_i64());
+    let info: Value = http_client()
+        .get(server.url("/realms/demo/protocol/openid-connect/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["kvnr"], "A123456780");
+}
+
+#[tokio::test]
+async fn client_may_override_the_access_token_lifespan() {
+    let realm = pforte_testkit::EXAMPLE_REALM.replace(
+        "\"pkce.code.challenge.method\": \"S256\",",
+        "\"pkce.code.challenge.method\": \"S256\", \"access.token.lifespan\": \"42\",",
+    );
+    assert_ne!(realm, pforte_testkit::EXAMPLE_REALM);
+    let server = TestServer::start_with(pforte_testkit::TestServerOptions {
+        realms: vec![realm],
+        ..Default::default()
+    })
+    .await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let tokens: Value = redeem(&server, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["expires_in"], 42);
+    let at = jwt_claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(
+        at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap(),
+        42
+    );
+}
