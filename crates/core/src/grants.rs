@@ -10,7 +10,7 @@ use crate::model::{
     AuthCode, Client, CodeRedemption, Grant, Realm, RefreshToken, Rotation, Timestamp,
 };
 use crate::oauth::{ErrorCode, OAuthError, bounded};
-use crate::rng::{self, Rng};
+use crate::rng::Rng;
 use crate::secret::hash_token;
 use crate::store::{Store, StoreError};
 use crate::tokens::{self, AuthContext, Principal, Signer, TokenResponse};
@@ -159,9 +159,10 @@ async fn authorization_code<S: Store>(
         created_at: now,
         revoked: false,
     };
-    let refresh_plain = rng::token(rng, 32);
+    let (refresh_plain, family, secret_hash) = tokens::new_refresh_token(rng, None);
     let refresh = RefreshToken {
-        token_hash: hash_token(&refresh_plain),
+        family,
+        token_hash: secret_hash,
         grant_id: grant.id.clone(),
         scope: rec.scope.clone(),
         created_at: now,
@@ -286,8 +287,10 @@ async fn refresh<S: Store>(
 ) -> Result<TokenResponse, OAuthError> {
     let presented = bounded("refresh_token", req.refresh_token.as_deref())?
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-    let old_hash = hash_token(presented);
-    let Some(found) = store.get_refresh(&old_hash).await? else {
+    let Some((family, old_hash)) = tokens::parse_refresh_token(presented) else {
+        return Err(OAuthError::invalid_grant("refresh token not valid"));
+    };
+    let Some(found) = store.get_refresh(family).await? else {
         return Err(OAuthError::invalid_grant("refresh token not valid"));
     };
     let grant = &found.grant;
@@ -296,8 +299,9 @@ async fn refresh<S: Store>(
             "refresh token was issued to another client",
         ));
     }
-    if found.used {
-        // A rotated-out token came back: someone holds a copy. End the whole family.
+    if !tokens::same_hash(&old_hash, &found.token.token_hash) {
+        // A token of this family that is not the current one: rotated out, so someone
+        // holds a copy (the family id appears nowhere but in refresh tokens). End the family.
         store.revoke_grant(&grant.id).await?;
         return Err(OAuthError::invalid_grant(
             "refresh token was already used; all tokens of this grant have been revoked",
@@ -327,10 +331,11 @@ async fn refresh<S: Store>(
         .filter(|u| u.enabled)
         .ok_or_else(|| OAuthError::invalid_grant("user not found or disabled"))?;
 
-    let new_plain = rng::token(rng, 32);
+    let (new_plain, _, new_hash) = tokens::new_refresh_token(rng, Some(family));
     let auth_time = session.as_ref().map_or(grant.auth_time, |s| s.auth_time);
     let new = RefreshToken {
-        token_hash: hash_token(&new_plain),
+        family: family.to_owned(),
+        token_hash: new_hash,
         grant_id: grant.id.clone(),
         // The refreshed token keeps the grant's scope; narrowing applies to this response.
         scope: found.token.scope.clone(),
@@ -339,13 +344,12 @@ async fn refresh<S: Store>(
     };
     match store.rotate_refresh(&old_hash, &new).await? {
         Rotation::Rotated => {}
-        Rotation::AlreadyUsed => {
+        Rotation::Stale => {
             store.revoke_grant(&grant.id).await?;
             return Err(OAuthError::invalid_grant(
                 "refresh token was already used; all tokens of this grant have been revoked",
             ));
         }
-        Rotation::Unknown => return Err(OAuthError::invalid_grant("refresh token not valid")),
     }
     if let Some(s) = &session
         && session::needs_touch(s, now)

@@ -4,7 +4,6 @@ use serde_json::{Map, Value, json};
 
 use crate::model::{Client, Timestamp};
 use crate::oauth::OAuthError;
-use crate::secret::hash_token;
 use crate::session;
 use crate::store::Store;
 use crate::tokens::{self, ACCESS_TOKEN_TYP, Signer};
@@ -64,7 +63,10 @@ pub async fn introspect<S: Store>(
         }
         return Ok(Value::Object(out));
     }
-    let Some(found) = store.get_refresh(&hash_token(token)).await? else {
+    let Some((family, hash)) = tokens::parse_refresh_token(token) else {
+        return Ok(inactive());
+    };
+    let Some(found) = store.get_refresh(family).await? else {
         return Ok(inactive());
     };
     let g = &found.grant;
@@ -75,7 +77,7 @@ pub async fn introspect<S: Store>(
             .is_some_and(|s| session::is_active(signer.realm, &s, now)),
         None => true,
     };
-    if found.used
+    if !tokens::same_hash(&hash, &found.token.token_hash)
         || g.revoked
         || found.token.expires_at <= now
         || g.realm != signer.realm.name
@@ -131,7 +133,11 @@ pub async fn revoke<S: Store>(
         }
         return Ok(());
     }
-    let Some(found) = store.get_refresh(&hash_token(token)).await? else {
+    // Any token of the family (current or rotated out) names the grant to end.
+    let Some((family, _)) = tokens::parse_refresh_token(token) else {
+        return Ok(());
+    };
+    let Some(found) = store.get_refresh(family).await? else {
         return Ok(());
     };
     if found.grant.client_id != caller.client_id || found.grant.realm != signer.realm.name {

@@ -183,8 +183,13 @@ pub struct Grant {
     pub revoked: bool,
 }
 
+/// The current refresh token of a grant. The token handed out is `<family>.<secret>`; the
+/// family identifies the grant's line of refresh tokens and is never shown anywhere else,
+/// `token_hash` is the hash of the current secret. Rotation replaces the hash, so a
+/// presented token of a known family with another hash is a rotated-out (replayed) one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshToken {
+    pub family: String,
     pub token_hash: String,
     pub grant_id: String,
     /// May be narrower than the grant's scope.
@@ -193,22 +198,19 @@ pub struct RefreshToken {
     pub expires_at: Timestamp,
 }
 
-/// A refresh token joined with its grant.
+/// A family's current refresh token joined with its grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshLookup {
     pub token: RefreshToken,
     pub grant: Grant,
-    /// `true` once the token has been rotated out.
-    pub used: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// The old token is now used and the new one stored.
+    /// The old hash was current and has been replaced by the new token.
     Rotated,
-    /// The old token had already been used (replay): nothing was written.
-    AlreadyUsed,
-    Unknown,
+    /// The old hash was no longer current (a concurrent rotation won): nothing was written.
+    Stale,
 }
 
 /// An SSO session (the browser's login at pforte).

@@ -120,11 +120,13 @@ pub trait Store: Send + Sync + 'static {
         grant: &Grant,
         refresh: Option<&RefreshToken>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The current refresh token of `family`, with its grant.
     fn get_refresh(
         &self,
-        token_hash: &str,
+        family: &str,
     ) -> impl Future<Output = StoreResult<Option<RefreshLookup>>> + Send;
-    /// In one transaction: marks `old_hash` used (only if it is unused) and stores `new`.
+    /// Atomically (one conditional update): if `new.family`'s current hash is `old_hash`,
+    /// replaces the family's token with `new`.
     fn rotate_refresh(
         &self,
         old_hash: &str,

@@ -17,6 +17,7 @@ use crate::keys::{CLOCK_SKEW_SECONDS, RealmKeys};
 use crate::model::{Client, Realm, Timestamp, User};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::rng::{self, Rng};
+use crate::secret::hash_token;
 use crate::store::Store;
 
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -100,6 +101,32 @@ fn jti(rng: &dyn Rng, grant_id: Option<&str>) -> String {
         Some(g) => format!("{g}.{r}"),
         None => r,
     }
+}
+
+/// A new refresh token: returns the token to hand out, its family and the hash to store.
+/// `family` continues an existing family (rotation); `None` starts one.
+pub fn new_refresh_token(rng: &dyn Rng, family: Option<&str>) -> (String, String, String) {
+    let family = family.map_or_else(|| rng::token(rng, 16), str::to_owned);
+    let secret = rng::token(rng, 32);
+    let token = format!("{family}.{secret}");
+    (token, family, hash_token(&secret))
+}
+
+/// Splits a presented refresh token into its family and the hash of its secret.
+pub fn parse_refresh_token(token: &str) -> Option<(&str, String)> {
+    let (family, secret) = token.split_once('.')?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (ok(family) && ok(secret)).then(|| (family, hash_token(secret)))
+}
+
+/// Constant-time comparison of two stored-hash strings.
+pub fn same_hash(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
 /// The grant an access token belongs to, read from its `jti`.

@@ -186,7 +186,7 @@ pub(crate) fn grant_from_row(r: GrantRow) -> Grant {
 /// A refresh token joined with its grant (the grant's id is the token's `grant_id`).
 macro_rules! refresh_join_cols {
     () => {
-        "t.token_hash, t.grant_id, t.scope, t.created_at, t.expires_at, t.used, \
+        "t.family, t.token_hash, t.grant_id, t.scope, t.created_at, t.expires_at, \
          g.realm, g.client_id, g.user_id, g.session_id, g.scope, g.auth_time, g.acr, \
          g.created_at, g.revoked"
     };
@@ -195,9 +195,9 @@ pub(crate) type RefreshJoinRow = (
     String,
     String,
     String,
+    String,
     i64,
     i64,
-    bool,
     String,
     String,
     String,
@@ -211,12 +211,12 @@ pub(crate) type RefreshJoinRow = (
 
 pub(crate) fn refresh_from_row(r: RefreshJoinRow) -> RefreshLookup {
     let (
+        family,
         token_hash,
         grant_id,
         scope,
         created_at,
         expires_at,
-        used,
         realm,
         client_id,
         user_id,
@@ -241,13 +241,13 @@ pub(crate) fn refresh_from_row(r: RefreshJoinRow) -> RefreshLookup {
             revoked,
         },
         token: RefreshToken {
+            family,
             token_hash,
             grant_id,
             scope,
             created_at,
             expires_at,
         },
-        used,
     }
 }
 
@@ -829,16 +829,16 @@ macro_rules! impl_store {
 
             async fn get_refresh(
                 &self,
-                token_hash: &str,
+                family: &str,
             ) -> pforte_core::store::StoreResult<Option<pforte_core::model::RefreshLookup>> {
                 use $crate::common::*;
                 let row: Option<RefreshJoinRow> = sqlx::query_as(concat!(
                     "SELECT ",
                     refresh_join_cols!(),
                     " FROM refresh_tokens t JOIN grants g ON g.id = t.grant_id \
-                     WHERE t.token_hash = $1"
+                     WHERE t.family = $1"
                 ))
-                .bind(token_hash)
+                .bind(family)
                 .fetch_optional(self.reader())
                 .await
                 .map_err(err("get_refresh"))?;
@@ -852,28 +852,27 @@ macro_rules! impl_store {
             ) -> pforte_core::store::StoreResult<pforte_core::model::Rotation> {
                 use $crate::common::*;
                 use pforte_core::model::Rotation;
-                let mut tx = self.begin_write().await.map_err(err("rotate_refresh: begin"))?;
-                let marked = sqlx::query(
-                    "UPDATE refresh_tokens SET used = TRUE \
-                     WHERE token_hash = $1 AND used = FALSE",
+                // One statement, so one round trip to the writer: compare-and-swap on the
+                // family's current hash.
+                let swapped = sqlx::query(
+                    "UPDATE refresh_tokens \
+                     SET token_hash = $3, scope = $4, created_at = $5, expires_at = $6 \
+                     WHERE family = $1 AND token_hash = $2",
                 )
+                .bind(&new.family)
                 .bind(old_hash)
-                .execute(&mut *tx)
+                .bind(&new.token_hash)
+                .bind(&new.scope)
+                .bind(new.created_at)
+                .bind(new.expires_at)
+                .execute(self.writer())
                 .await
-                .map_err(err("rotate_refresh: mark used"))?;
-                if marked.rows_affected() != 1 {
-                    let known = sqlx::query("SELECT 1 FROM refresh_tokens WHERE token_hash = $1")
-                        .bind(old_hash)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(err("rotate_refresh: lookup"))?
-                        .is_some();
-                    // Dropping `tx` rolls back: nothing is written.
-                    return Ok(if known { Rotation::AlreadyUsed } else { Rotation::Unknown });
-                }
-                insert_refresh_in!(&mut *tx, new)?;
-                tx.commit().await.map_err(err("rotate_refresh: commit"))?;
-                Ok(Rotation::Rotated)
+                .map_err(err("rotate_refresh"))?;
+                Ok(if swapped.rows_affected() == 1 {
+                    Rotation::Rotated
+                } else {
+                    Rotation::Stale
+                })
             }
 
             // --- access-token revocation ----------------------------------------------------
@@ -1088,16 +1087,17 @@ macro_rules! insert_grant_in {
     }};
 }
 
-/// Inserts an unused refresh token through the executor `$exec`; evaluates to
+/// Inserts a refresh-token family through the executor `$exec`; evaluates to
 /// `StoreResult<()>`.
 macro_rules! insert_refresh_in {
     ($exec:expr, $token:expr) => {{
         let t: &pforte_core::model::RefreshToken = $token;
         sqlx::query(
             "INSERT INTO refresh_tokens \
-             (token_hash, grant_id, scope, created_at, expires_at, used) \
-             VALUES ($1, $2, $3, $4, $5, FALSE)",
+             (family, token_hash, grant_id, scope, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
+        .bind(&t.family)
         .bind(&t.token_hash)
         .bind(&t.grant_id)
         .bind(&t.scope)

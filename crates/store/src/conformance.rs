@@ -223,9 +223,11 @@ pub fn grant(realm: &str, id: &str, session_id: Option<&str>) -> Grant {
     }
 }
 
-pub fn refresh(grant_id: &str, token_hash: &str, expires_at: Timestamp) -> RefreshToken {
+/// A refresh-token family `family` whose current hash is `h-<family>`.
+pub fn refresh(grant_id: &str, family: &str, expires_at: Timestamp) -> RefreshToken {
     RefreshToken {
-        token_hash: token_hash.into(),
+        family: family.into(),
+        token_hash: format!("h-{family}"),
         grant_id: grant_id.into(),
         scope: "openid profile".into(),
         created_at: NOW,
@@ -799,7 +801,7 @@ pub async fn grants<S: Store>(s: &S) -> CheckResult {
         .await;
     ensure!(
         matches!(result, Err(StoreError::Conflict(_))),
-        "refresh token hash reused across grants is not a Conflict: {result:?}"
+        "refresh family reused across grants is not a Conflict: {result:?}"
     );
     ensure!(
         s.get_grant(&g3.id).await.ctx("get_grant")?.is_none(),
@@ -811,77 +813,92 @@ pub async fn grants<S: Store>(s: &S) -> CheckResult {
 pub async fn refresh_rotation<S: Store>(s: &S) -> CheckResult {
     let r = unique("realm");
     let g = grant(&r, &unique("g"), None);
-    let (h1, h2, h3, h4) = (unique("rt"), unique("rt"), unique("rt"), unique("rt"));
-    let t1 = refresh(&g.id, &h1, NOW + 1000);
+    let family = unique("rt");
+    let t1 = refresh(&g.id, &family, NOW + 1000);
     s.insert_grant_with_refresh(&g, Some(&t1))
         .await
         .ctx("insert_grant_with_refresh")?;
     ensure_eq!(
-        s.get_refresh(&h1).await.ctx("get_refresh")?,
+        s.get_refresh(&family).await.ctx("get_refresh")?,
         Some(RefreshLookup {
             token: t1.clone(),
             grant: g.clone(),
-            used: false
         }),
         "get_refresh joins the grant"
     );
     ensure!(
-        s.get_refresh(&h2).await.ctx("get_refresh")?.is_none(),
-        "unknown token found"
+        s.get_refresh(&unique("rt"))
+            .await
+            .ctx("get_refresh")?
+            .is_none(),
+        "unknown family found"
     );
 
-    let mut t2 = refresh(&g.id, &h2, NOW + 2000);
-    t2.scope = "openid".into();
+    let t2 = RefreshToken {
+        token_hash: unique("h"),
+        scope: "openid".into(),
+        created_at: NOW + 1,
+        expires_at: NOW + 2000,
+        ..t1.clone()
+    };
     ensure_eq!(
-        s.rotate_refresh(&h1, &t2).await.ctx("rotate_refresh")?,
+        s.rotate_refresh(&t1.token_hash, &t2)
+            .await
+            .ctx("rotate_refresh")?,
         Rotation::Rotated,
         "rotate"
     );
     ensure_eq!(
-        s.get_refresh(&h1).await.ctx("get_refresh")?,
+        s.get_refresh(&family).await.ctx("get_refresh")?,
         Some(RefreshLookup {
-            token: t1,
+            token: t2.clone(),
             grant: g.clone(),
-            used: true
         }),
-        "old token after rotation"
-    );
-    ensure_eq!(
-        s.get_refresh(&h2).await.ctx("get_refresh")?,
-        Some(RefreshLookup {
-            token: t2,
-            grant: g.clone(),
-            used: false
-        }),
-        "new token after rotation"
+        "the family's token after rotation"
     );
 
-    let t3 = refresh(&g.id, &h3, NOW + 3000);
+    // The old hash is no longer current: a second rotation from it changes nothing.
+    let t3 = RefreshToken {
+        token_hash: unique("h"),
+        ..t2.clone()
+    };
     ensure_eq!(
-        s.rotate_refresh(&h1, &t3).await.ctx("rotate_refresh")?,
-        Rotation::AlreadyUsed,
-        "second rotation of the same token"
-    );
-    ensure!(
-        s.get_refresh(&h3).await.ctx("get_refresh")?.is_none(),
-        "replay stored a token"
-    );
-    let t4 = refresh(&g.id, &h4, NOW + 3000);
-    ensure_eq!(
-        s.rotate_refresh(&unique("rt"), &t4)
+        s.rotate_refresh(&t1.token_hash, &t3)
             .await
             .ctx("rotate_refresh")?,
-        Rotation::Unknown,
-        "rotation of an unknown token"
+        Rotation::Stale,
+        "second rotation of the same token"
+    );
+    ensure_eq!(
+        s.get_refresh(&family)
+            .await
+            .ctx("get_refresh")?
+            .map(|l| l.token),
+        Some(t2.clone()),
+        "a stale rotation wrote"
+    );
+    let t4 = RefreshToken {
+        family: unique("rt"),
+        ..t2.clone()
+    };
+    ensure_eq!(
+        s.rotate_refresh(&t2.token_hash, &t4)
+            .await
+            .ctx("rotate_refresh")?,
+        Rotation::Stale,
+        "rotation of an unknown family"
     );
     ensure!(
-        s.get_refresh(&h4).await.ctx("get_refresh")?.is_none(),
-        "unknown stored a token"
+        s.get_refresh(&t4.family)
+            .await
+            .ctx("get_refresh")?
+            .is_none(),
+        "rotation of an unknown family stored a token"
     );
 
     s.revoke_grant(&g.id).await.ctx("revoke_grant")?;
     let lookup = s
-        .get_refresh(&h2)
+        .get_refresh(&family)
         .await
         .ctx("get_refresh")?
         .ok_or("token disappeared")?;
@@ -1035,13 +1052,14 @@ pub async fn purge_expired<S: Store>(s: &S) -> CheckResult {
     const T: Timestamp = 1_000_000_000;
     let r = unique("realm");
     let g = grant(&r, &unique("g"), None);
+    let live = grant(&r, &unique("g"), None);
     let (old_rt, new_rt) = (unique("rt"), unique("rt"));
     s.insert_grant_with_refresh(&g, Some(&refresh(&g.id, &old_rt, T - 10)))
         .await
         .ctx("insert_grant_with_refresh")?;
-    s.rotate_refresh(&old_rt, &refresh(&g.id, &new_rt, T + 10))
+    s.insert_grant_with_refresh(&live, Some(&refresh(&live.id, &new_rt, T + 10)))
         .await
-        .ctx("rotate_refresh")?;
+        .ctx("insert_grant_with_refresh")?;
     let (old_code, new_code) = (
         code(&r, &unique("c"), T - 10),
         code(&r, &unique("c"), T + 10),
@@ -1184,38 +1202,37 @@ pub async fn concurrent_refresh_rotation<S: Store>(store: Arc<S>) -> CheckResult
         .insert_grant_with_refresh(&g, Some(&refresh(&g.id, &old, NOW + 100)))
         .await
         .ctx("insert_grant_with_refresh")?;
+    let old_hash = refresh(&g.id, &old, NOW + 100).token_hash;
     let news: Vec<RefreshToken> = (0..10)
-        .map(|_| refresh(&g.id, &unique("rt"), NOW + 200))
+        .map(|_| RefreshToken {
+            token_hash: unique("h"),
+            ..refresh(&g.id, &old, NOW + 200)
+        })
         .collect();
     let tasks = news
         .iter()
         .map(|new| {
-            let (store, old, new) = (store.clone(), old.clone(), new.clone());
-            tokio::spawn(async move { store.rotate_refresh(&old, &new).await })
+            let (store, old_hash, new) = (store.clone(), old_hash.clone(), new.clone());
+            tokio::spawn(async move { store.rotate_refresh(&old_hash, &new).await })
         })
         .collect();
     let results = join_all(tasks).await?;
     let rotated = results.iter().filter(|r| **r == Rotation::Rotated).count();
-    let replayed = results
-        .iter()
-        .filter(|r| **r == Rotation::AlreadyUsed)
-        .count();
+    let stale = results.iter().filter(|r| **r == Rotation::Stale).count();
     ensure!(
-        rotated == 1 && replayed == 9,
-        "{rotated} rotated and {replayed} already used of 10"
+        rotated == 1 && stale == 9,
+        "{rotated} rotated and {stale} stale of 10"
     );
-    let mut stored = 0;
-    for new in &news {
-        if store
-            .get_refresh(&new.token_hash)
-            .await
-            .ctx("get_refresh")?
-            .is_some()
-        {
-            stored += 1;
-        }
-    }
-    ensure_eq!(stored, 1, "new tokens stored");
+    let current = store
+        .get_refresh(&old)
+        .await
+        .ctx("get_refresh")?
+        .ok_or("family disappeared")?
+        .token;
+    ensure!(
+        news.contains(&current),
+        "the family's token is none of the rotations: {current:?}"
+    );
     Ok(())
 }
 

@@ -20,8 +20,10 @@ macro_rules! migrations {
     };
 }
 
-pub(crate) static SQLITE: &[Migration] = migrations!("sqlite": 1 "0001_initial");
-pub(crate) static POSTGRES: &[Migration] = migrations!("postgres": 1 "0001_initial");
+pub(crate) static SQLITE: &[Migration] =
+    migrations!("sqlite": 1 "0001_initial", 2 "0002_refresh_families");
+pub(crate) static POSTGRES: &[Migration] =
+    migrations!("postgres": 1 "0001_initial", 2 "0002_refresh_families");
 
 /// The newest version `migrations` knows.
 pub(crate) fn latest(migrations: &[Migration]) -> i64 {

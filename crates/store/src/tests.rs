@@ -310,11 +310,21 @@ fn embedded_migrations_are_ordered_and_paired() {
 
 #[test]
 fn pending_migrations() {
-    let applied = vec![(1, "0001_initial".to_owned())];
+    let applied: Vec<(i64, String)> = migrate::SQLITE
+        .iter()
+        .map(|m| (m.version, m.name.to_owned()))
+        .collect();
     assert!(
         migrate::pending(migrate::SQLITE, &applied)
             .unwrap()
             .is_empty()
+    );
+    let first_only = vec![(1, "0001_initial".to_owned())];
+    assert_eq!(
+        migrate::pending(migrate::SQLITE, &first_only)
+            .unwrap()
+            .len(),
+        migrate::SQLITE.len() - 1
     );
     assert_eq!(
         migrate::pending(migrate::SQLITE, &[]).unwrap().len(),
