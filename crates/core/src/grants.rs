@@ -314,10 +314,10 @@ async fn refresh<S: Store>(
         return Err(OAuthError::invalid_grant("refresh token has expired"));
     }
     let session = match &grant.session_id {
-        Some(sid) => Some(
-            store
-                .get_session(sid)
-                .await?
+        Some(_) => Some(
+            found
+                .session
+                .as_ref()
                 .filter(|s| session::is_active(signer.realm, s, now))
                 .ok_or_else(|| OAuthError::invalid_grant("session not active"))?,
         ),
@@ -325,9 +325,9 @@ async fn refresh<S: Store>(
     };
     let narrowed = scope::narrow(&found.token.scope, bounded("scope", req.scope.as_deref())?)
         .map_err(OAuthError::invalid_scope)?;
-    let user = store
-        .get_user(&grant.realm, &grant.user_id)
-        .await?
+    let user = found
+        .user
+        .as_ref()
         .filter(|u| u.enabled)
         .ok_or_else(|| OAuthError::invalid_grant("user not found or disabled"))?;
 
@@ -366,7 +366,7 @@ async fn refresh<S: Store>(
     respond(
         signer,
         client,
-        &user,
+        user,
         &narrowed,
         &auth,
         Some((new_plain, new.expires_at)),

@@ -198,11 +198,14 @@ pub struct RefreshToken {
     pub expires_at: Timestamp,
 }
 
-/// A family's current refresh token joined with its grant.
+/// A family's current refresh token joined with its grant, and with the grant's user and
+/// session as they are now (`None` when deleted) — one read for the whole refresh check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshLookup {
     pub token: RefreshToken,
     pub grant: Grant,
+    pub user: Option<User>,
+    pub session: Option<Session>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

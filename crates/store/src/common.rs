@@ -209,7 +209,11 @@ pub(crate) type RefreshJoinRow = (
     bool,
 );
 
-pub(crate) fn refresh_from_row(r: RefreshJoinRow) -> RefreshLookup {
+pub(crate) fn refresh_from_row(
+    r: RefreshJoinRow,
+    user_doc: Option<String>,
+    session: Option<SessionRow>,
+) -> StoreResult<RefreshLookup> {
     let (
         family,
         token_hash,
@@ -227,7 +231,7 @@ pub(crate) fn refresh_from_row(r: RefreshJoinRow) -> RefreshLookup {
         grant_created_at,
         revoked,
     ) = r;
-    RefreshLookup {
+    Ok(RefreshLookup {
         grant: Grant {
             id: grant_id.clone(),
             realm,
@@ -248,7 +252,9 @@ pub(crate) fn refresh_from_row(r: RefreshJoinRow) -> RefreshLookup {
             created_at,
             expires_at,
         },
-    }
+        user: user_doc.map(|d| from_json("user", &d)).transpose()?,
+        session: session.map(session_from_row).transpose()?,
+    })
 }
 
 macro_rules! flow_cols {
@@ -832,17 +838,57 @@ macro_rules! impl_store {
                 family: &str,
             ) -> pforte_core::store::StoreResult<Option<pforte_core::model::RefreshLookup>> {
                 use $crate::common::*;
-                let row: Option<RefreshJoinRow> = sqlx::query_as(concat!(
+                use sqlx::Row;
+                // One round trip for everything a refresh checks: token, grant, user, session.
+                let row = sqlx::query(concat!(
                     "SELECT ",
                     refresh_join_cols!(),
-                    " FROM refresh_tokens t JOIN grants g ON g.id = t.grant_id \
+                    ", u.doc, s.id, s.realm, s.user_id, s.auth_time, s.last_seen, s.acr, \
+                     s.amr, s.idp \
+                     FROM refresh_tokens t JOIN grants g ON g.id = t.grant_id \
+                     LEFT JOIN users u ON u.realm = g.realm AND u.id = g.user_id \
+                     LEFT JOIN sessions s ON s.id = g.session_id \
                      WHERE t.family = $1"
                 ))
                 .bind(family)
                 .fetch_optional(self.reader())
                 .await
                 .map_err(err("get_refresh"))?;
-                Ok(row.map(refresh_from_row))
+                let Some(row) = row else { return Ok(None) };
+                let decode = |e| map_err("get_refresh: decode", e);
+                let base: RefreshJoinRow = (
+                    row.try_get(0).map_err(decode)?,
+                    row.try_get(1).map_err(decode)?,
+                    row.try_get(2).map_err(decode)?,
+                    row.try_get(3).map_err(decode)?,
+                    row.try_get(4).map_err(decode)?,
+                    row.try_get(5).map_err(decode)?,
+                    row.try_get(6).map_err(decode)?,
+                    row.try_get(7).map_err(decode)?,
+                    row.try_get(8).map_err(decode)?,
+                    row.try_get(9).map_err(decode)?,
+                    row.try_get(10).map_err(decode)?,
+                    row.try_get(11).map_err(decode)?,
+                    row.try_get(12).map_err(decode)?,
+                    row.try_get(13).map_err(decode)?,
+                    row.try_get(14).map_err(decode)?,
+                );
+                let user_doc: Option<String> = row.try_get(15).map_err(decode)?;
+                let session_id: Option<String> = row.try_get(16).map_err(decode)?;
+                let session: Option<SessionRow> = match session_id {
+                    None => None,
+                    Some(id) => Some((
+                        id,
+                        row.try_get(17).map_err(decode)?,
+                        row.try_get(18).map_err(decode)?,
+                        row.try_get(19).map_err(decode)?,
+                        row.try_get(20).map_err(decode)?,
+                        row.try_get(21).map_err(decode)?,
+                        row.try_get(22).map_err(decode)?,
+                        row.try_get(23).map_err(decode)?,
+                    )),
+                };
+                refresh_from_row(base, user_doc, session).map(Some)
             }
 
             async fn rotate_refresh(

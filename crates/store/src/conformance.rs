@@ -680,6 +680,16 @@ pub async fn delete_session_revokes_grants<S: Store>(s: &S) -> CheckResult {
         .await
         .ctx("insert_grant")?;
 
+    let before = s
+        .get_refresh(&rt)
+        .await
+        .ctx("get_refresh")?
+        .ok_or("refresh missing")?;
+    ensure_eq!(
+        before.session.map(|x| x.id),
+        Some(sid.clone()),
+        "get_refresh joins the grant's session"
+    );
     s.delete_session(&sid).await.ctx("delete_session")?;
     ensure!(
         s.get_session(&sid).await.ctx("get_session")?.is_none(),
@@ -699,6 +709,7 @@ pub async fn delete_session_revokes_grants<S: Store>(s: &S) -> CheckResult {
         .ctx("get_refresh")?
         .ok_or("refresh disappeared")?;
     ensure!(lookup.grant.revoked, "refresh token's grant not revoked");
+    ensure!(lookup.session.is_none(), "deleted session still joined");
     ensure!(
         s.get_session(&other_sid)
             .await
@@ -823,6 +834,8 @@ pub async fn refresh_rotation<S: Store>(s: &S) -> CheckResult {
         Some(RefreshLookup {
             token: t1.clone(),
             grant: g.clone(),
+            user: None,
+            session: None,
         }),
         "get_refresh joins the grant"
     );
@@ -853,6 +866,8 @@ pub async fn refresh_rotation<S: Store>(s: &S) -> CheckResult {
         Some(RefreshLookup {
             token: t2.clone(),
             grant: g.clone(),
+            user: None,
+            session: None,
         }),
         "the family's token after rotation"
     );
