@@ -896,29 +896,7 @@ macro_rules! impl_store {
                 old_hash: &str,
                 new: &pforte_core::model::RefreshToken,
             ) -> pforte_core::store::StoreResult<pforte_core::model::Rotation> {
-                use $crate::common::*;
-                use pforte_core::model::Rotation;
-                // One statement, so one round trip to the writer: compare-and-swap on the
-                // family's current hash.
-                let swapped = sqlx::query(
-                    "UPDATE refresh_tokens \
-                     SET token_hash = $3, scope = $4, created_at = $5, expires_at = $6 \
-                     WHERE family = $1 AND token_hash = $2",
-                )
-                .bind(&new.family)
-                .bind(old_hash)
-                .bind(&new.token_hash)
-                .bind(&new.scope)
-                .bind(new.created_at)
-                .bind(new.expires_at)
-                .execute(self.writer())
-                .await
-                .map_err(err("rotate_refresh"))?;
-                Ok(if swapped.rows_affected() == 1 {
-                    Rotation::Rotated
-                } else {
-                    Rotation::Stale
-                })
+                self.rotate(old_hash, new).await
             }
 
             // --- access-token revocation ----------------------------------------------------

@@ -21,6 +21,8 @@
 #[macro_use]
 mod common;
 #[macro_use]
+mod rotation;
+#[macro_use]
 mod migrate;
 mod any;
 mod cache;

@@ -21,6 +21,21 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// PostgreSQL takes concurrent writers itself: one statement per rotation.
+    async fn rotate(
+        &self,
+        old_hash: &str,
+        new: &pforte_core::model::RefreshToken,
+    ) -> pforte_core::store::StoreResult<pforte_core::model::Rotation> {
+        let items = [(old_hash.to_owned(), new.clone())];
+        let rotated = exec_rotations!(&self.pool, &items)?;
+        Ok(if rotated.contains(&new.family) {
+            pforte_core::model::Rotation::Rotated
+        } else {
+            pforte_core::model::Rotation::Stale
+        })
+    }
+
     /// Connects to `url` (`postgres://user:password@host:port/db?sslmode=…`, also
     /// `postgresql://`) and applies the migrations. Nodes starting at once take turns.
     pub async fn connect(url: &str) -> StoreResult<PgStore> {

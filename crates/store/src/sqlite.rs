@@ -11,6 +11,7 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::common::err;
 use crate::migrate;
+use crate::rotation::Batcher;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READERS: u32 = 4;
@@ -25,6 +26,7 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    rotations: Batcher,
 }
 
 impl SqliteStore {
@@ -72,7 +74,16 @@ impl SqliteStore {
                 .await
                 .map_err(|e| fail(&e))?
         };
-        Ok(SqliteStore { writer, readers })
+        let pool = writer.clone();
+        let rotations = Batcher::spawn(move |items| {
+            let pool = pool.clone();
+            async move { exec_rotations!(&pool, &items) }
+        });
+        Ok(SqliteStore {
+            writer,
+            readers,
+            rotations,
+        })
     }
 
     /// Closes both pools (waits for connections in use to be returned).
@@ -91,6 +102,15 @@ impl SqliteStore {
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Refresh rotations share statements on the one writer (see [`crate::rotation`]).
+    async fn rotate(
+        &self,
+        old_hash: &str,
+        new: &pforte_core::model::RefreshToken,
+    ) -> StoreResult<pforte_core::model::Rotation> {
+        self.rotations.rotate(old_hash, new).await
     }
 
     async fn ping_inner(&self) -> StoreResult<()> {
