@@ -8,6 +8,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod discovery;
 pub mod grants;
+pub mod housekeeping;
 pub mod import;
 pub mod introspect;
 pub mod keys;

@@ -172,8 +172,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- housekeeping ----------------------------------------------------------------------
 
-    /// Removes expired codes, refresh tokens, revoked-token entries, flow states and sessions
-    /// idle for longer than `session_idle_before`. Returns the number of rows removed.
+    /// Removes expired codes, refresh tokens, revoked-token entries and flow states, sessions
+    /// last seen before `session_idle_before`, and — after a day's margin — grants that are
+    /// revoked or have no refresh token left, and login-failure counters not touched for a
+    /// day. Returns the number of rows removed.
     fn purge_expired(
         &self,
         now: Timestamp,

@@ -158,6 +158,7 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "pforte ready"
     );
+    spawn_housekeeping(store.clone());
     let shutdown = shutdown_signal()?;
     // One line on stdout that scripts and tests wait for.
     println!("pforte listening on {addr}, base URL {base_url}");
@@ -172,6 +173,22 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     pforte_server::serve(listener, state, shutdown).await?;
     tracing::info!("pforte stopped");
     Ok(())
+}
+
+/// Purges expired rows every few minutes; a failure is logged and retried next time.
+fn spawn_housekeeping(store: Arc<AnyStore>) {
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(pforte_core::housekeeping::INTERVAL_SECONDS);
+        // The first run one period after start: start-up stays free of this work.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            match pforte_core::housekeeping::purge(&*store, now()).await {
+                Ok(n) => tracing::debug!(removed = n, "expired rows purged"),
+                Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
+            }
+        }
+    });
 }
 
 /// Registers the SIGTERM and SIGINT handlers now (not on first poll), so a signal that

@@ -1078,6 +1078,22 @@ macro_rules! impl_store {
                     .await
                     .map_err(err("purge_expired: sessions"))?
                     .rows_affected();
+                // A day's margin: a grant revoked or without refresh tokens for that long
+                // has no access token left that could still be valid (a missing grant reads
+                // as revoked anyway), and no redemption of its code is still in flight.
+                let day_ago = now - 86_400;
+                for sql in [
+                    "DELETE FROM grants WHERE created_at < $1 AND (revoked = TRUE OR NOT EXISTS \
+                     (SELECT 1 FROM refresh_tokens t WHERE t.grant_id = grants.id))",
+                    "DELETE FROM login_failures WHERE last_failure < $1",
+                ] {
+                    removed += sqlx::query(sql)
+                        .bind(day_ago)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err("purge_expired"))?
+                        .rows_affected();
+                }
                 tx.commit().await.map_err(err("purge_expired: commit"))?;
                 Ok(removed)
             }

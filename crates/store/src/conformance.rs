@@ -1100,8 +1100,54 @@ pub async fn purge_expired<S: Store>(s: &S) -> CheckResult {
     );
     s.create_session(&idle).await.ctx("create_session")?;
     s.create_session(&live).await.ctx("create_session")?;
+    // A grant revoked long ago, one revoked recently, an old failure counter, a recent one.
+    let mut long_revoked = grant(&r, &unique("g"), None);
+    long_revoked.created_at = T - 200_000;
+    long_revoked.revoked = true;
+    let mut just_revoked = grant(&r, &unique("g"), None);
+    just_revoked.created_at = T - 10;
+    just_revoked.revoked = true;
+    s.insert_grant(&long_revoked).await.ctx("insert_grant")?;
+    s.insert_grant(&just_revoked).await.ctx("insert_grant")?;
+    let (old_key, new_key) = (unique("user"), unique("user"));
+    s.record_login_failure(&r, &old_key, T - 200_000)
+        .await
+        .ctx("record_login_failure")?;
+    s.record_login_failure(&r, &new_key, T - 10)
+        .await
+        .ctx("record_login_failure")?;
 
     let removed = s.purge_expired(T, T - 1000).await.ctx("purge_expired")?;
+    ensure!(
+        s.get_grant(&long_revoked.id)
+            .await
+            .ctx("get_grant")?
+            .is_none(),
+        "grant revoked a day ago kept"
+    );
+    ensure!(
+        s.get_grant(&just_revoked.id)
+            .await
+            .ctx("get_grant")?
+            .is_some(),
+        "recently revoked grant removed"
+    );
+    ensure_eq!(
+        s.get_login_failures(&r, &old_key)
+            .await
+            .ctx("get_login_failures")?
+            .count,
+        0,
+        "old failure counter kept"
+    );
+    ensure_eq!(
+        s.get_login_failures(&r, &new_key)
+            .await
+            .ctx("get_login_failures")?
+            .count,
+        1,
+        "recent failure counter removed"
+    );
     ensure!(
         removed >= 5,
         "purge_expired reported {removed} rows, expected at least 5"

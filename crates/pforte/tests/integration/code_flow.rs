@@ -146,3 +146,47 @@ async fn client_may_override_the_access_token_lifespan() {
         42
     );
 }
+
+#[tokio::test]
+async fn housekeeping_purges_what_has_expired() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let tokens: Value = redeem(&server, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let now = server.state.now();
+    // Nothing has expired yet: nothing of this login goes.
+    pforte_core::housekeeping::purge(&*server.store, now)
+        .await
+        .unwrap();
+    let refresh = |rt: String| {
+        let url = server.url("/realms/demo/protocol/openid-connect/token");
+        async move {
+            http_client()
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                    ("client_id", "demo-app"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = refresh(tokens["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    // Two days on, the session, the refresh token and its grant are gone.
+    let removed = pforte_core::housekeeping::purge(&*server.store, now + 2 * 86_400)
+        .await
+        .unwrap();
+    assert!(removed >= 3, "removed {removed}");
+    let res = refresh(tokens["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+}
