@@ -101,6 +101,7 @@ async fn import_files(store: &AnyStore, paths: &[PathBuf]) -> Result<()> {
 }
 
 /// What a starting server imports before it listens.
+#[derive(Clone, Copy)]
 enum Seed<'a> {
     Files(&'a [PathBuf]),
     /// `pforte dev`: the example realm compiled into the binary.
@@ -162,7 +163,9 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     let shutdown = shutdown_signal()?;
     // One line on stdout that scripts and tests wait for.
     println!("pforte listening on {addr}, base URL {base_url}");
-    if config.dev_mode {
+    if matches!(seed, Seed::Example) {
+        print_dev_banner(&base_url);
+    } else if config.dev_mode {
         for realm in store.list_realms().await? {
             println!(
                 "realm {0}: {1}/realms/{0}/.well-known/openid-configuration",
@@ -173,6 +176,37 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     pforte_server::serve(listener, state, shutdown).await?;
     tracing::info!("pforte stopped");
     Ok(())
+}
+
+/// What `pforte dev` offers, read from the example realm (the store keeps only hashes of
+/// the secrets, the file has them in clear).
+fn print_dev_banner(base_url: &str) {
+    let Ok(realm) = serde_json::from_str::<serde_json::Value>(EXAMPLE_REALM) else {
+        return;
+    };
+    let name = realm["realm"].as_str().unwrap_or("demo");
+    let issuer = format!("{base_url}/realms/{name}");
+    println!("\npforte dev: realm {name}");
+    println!("  issuer     {issuer}");
+    println!("  discovery  {issuer}/.well-known/openid-configuration");
+    for c in realm["clients"].as_array().into_iter().flatten() {
+        let id = c["clientId"].as_str().unwrap_or("?");
+        match c["secret"].as_str() {
+            Some(secret) => println!("  client     {id} (confidential), secret {secret}"),
+            None => println!(
+                "  client     {id} (public, PKCE S256), redirect {}",
+                c["redirectUris"][0].as_str().unwrap_or("-")
+            ),
+        }
+    }
+    for u in realm["users"].as_array().into_iter().flatten() {
+        let password = u["credentials"][0]["value"].as_str().unwrap_or("-");
+        println!(
+            "  user       {} / password {password}",
+            u["username"].as_str().unwrap_or("?")
+        );
+    }
+    println!("  (the Health-ID simulator and the demo application come with their own issues)\n");
 }
 
 /// Purges expired rows every few minutes; a failure is logged and retried next time.
