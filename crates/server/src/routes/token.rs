@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use pforte_core::client_auth::{self, PresentedClient};
 use pforte_core::grants::{self, TokenRequest};
 use pforte_core::introspect;
+use pforte_core::model::Client;
 use pforte_core::oauth::OAuthError;
 use serde::Deserialize;
 
@@ -128,31 +129,48 @@ pub async fn token(
     }
 }
 
+/// What introspection and revocation share: the realm, the authenticated caller and the
+/// token it names — or the error answer.
+async fn client_and_token(
+    state: &AppState,
+    realm: &str,
+    headers: &HeaderMap,
+    form: Result<Form<TokenOnlyForm>, FormRejection>,
+) -> Result<(RealmContext, Client, String), Response> {
+    let ctx = RealmContext::load(state, realm)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let result = async {
+        let Form(f) = form.map_err(form_error)?;
+        let client = client_auth::authenticate(
+            &*state.store,
+            &ctx.realm.name,
+            &presented(headers, f.client_id, f.client_secret)?,
+        )
+        .await?;
+        let token = f
+            .token
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        Ok::<_, OAuthError>((client, token))
+    }
+    .await;
+    match result {
+        Ok((client, token)) => Ok((ctx, client, token)),
+        Err(e) => Err(oauth_response(&e, &ctx.realm.name, false)),
+    }
+}
+
 pub async fn introspect(
     State(state): State<AppState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
     form: Result<Form<TokenOnlyForm>, FormRejection>,
 ) -> Response {
-    let ctx = match RealmContext::load(&state, &realm).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
+    let (ctx, client, token) = match client_and_token(&state, &realm, &headers, form).await {
+        Ok(parts) => parts,
+        Err(res) => return res,
     };
-    let result = async {
-        let Form(f) = form.map_err(form_error)?;
-        let client = client_auth::authenticate(
-            &*state.store,
-            &ctx.realm.name,
-            &presented(&headers, f.client_id, f.client_secret)?,
-        )
-        .await?;
-        let token = f
-            .token
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-        introspect::introspect(&*state.store, ctx.signer(), &client, &token, state.now()).await
-    }
-    .await;
-    match result {
+    match introspect::introspect(&*state.store, ctx.signer(), &client, &token, state.now()).await {
         Ok(body) => no_store_json(body),
         Err(e) => oauth_response(&e, &ctx.realm.name, false),
     }
@@ -164,25 +182,11 @@ pub async fn revoke(
     headers: HeaderMap,
     form: Result<Form<TokenOnlyForm>, FormRejection>,
 ) -> Response {
-    let ctx = match RealmContext::load(&state, &realm).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
+    let (ctx, client, token) = match client_and_token(&state, &realm, &headers, form).await {
+        Ok(parts) => parts,
+        Err(res) => return res,
     };
-    let result = async {
-        let Form(f) = form.map_err(form_error)?;
-        let client = client_auth::authenticate(
-            &*state.store,
-            &ctx.realm.name,
-            &presented(&headers, f.client_id, f.client_secret)?,
-        )
-        .await?;
-        let token = f
-            .token
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-        introspect::revoke(&*state.store, ctx.signer(), &client, &token, state.now()).await
-    }
-    .await;
-    match result {
+    match introspect::revoke(&*state.store, ctx.signer(), &client, &token, state.now()).await {
         Ok(()) => no_store_json(serde_json::json!({})),
         Err(e) => oauth_response(&e, &ctx.realm.name, false),
     }
