@@ -544,6 +544,10 @@ fn malformed_tokens_are_errors_not_panics() {
     for i in 0..h.len() {
         for c in [b'.', b'=', b' ', b'A', b'/', 0x7f] {
             let mut bad = good.clone().into_bytes();
+            if bad[i] == c {
+                // Not a corruption: the header (with its random kid) already has it there.
+                continue;
+            }
             bad[i] = c;
             if let Ok(bad) = String::from_utf8(bad) {
                 assert!(verify_jwt(&bad, &keys, &ALL).is_err());
