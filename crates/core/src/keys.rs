@@ -189,3 +189,97 @@ pub fn realm_keys(
         published,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = 1_800_000_000;
+
+    fn row(
+        realm: &Realm,
+        master: &MasterKey,
+        created: Timestamp,
+        retired: Option<Timestamp>,
+    ) -> StoredKey {
+        let mut k = new_stored_key(realm, master, created).unwrap();
+        k.retired_at = retired;
+        k
+    }
+
+    #[test]
+    fn retired_keys_are_published_only_while_their_tokens_may_live() {
+        let realm = Realm::new("r");
+        let master = MasterKey::generate().unwrap();
+        let retention = key_retention(&realm, &[]);
+        assert_eq!(retention, 300 + CLOCK_SKEW_SECONDS);
+        let active = row(&realm, &master, NOW - 10, None);
+        let recent = row(&realm, &master, NOW - 1000, Some(NOW - retention + 1));
+        let old = row(&realm, &master, NOW - 5000, Some(NOW - retention - 1));
+        let keys = realm_keys(
+            "r",
+            &[active.clone(), recent.clone(), old.clone()],
+            retention,
+            &master,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(keys.active.kid(), active.kid);
+        let kids: Vec<_> = keys
+            .published
+            .iter()
+            .filter_map(|j| j.kid.clone())
+            .collect();
+        assert_eq!(kids, vec![active.kid.clone(), recent.kid.clone()]);
+        assert_eq!(keys.verifying.len(), 2);
+    }
+
+    #[test]
+    fn a_client_with_longer_tokens_extends_retention() {
+        let realm = Realm::new("r");
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("access.token.lifespan".to_owned(), "3600".to_owned());
+        let client = Client {
+            realm: "r".into(),
+            client_id: "c".into(),
+            name: None,
+            enabled: true,
+            public_client: true,
+            secret_hash: None,
+            redirect_uris: vec![],
+            web_origins: vec![],
+            standard_flow_enabled: true,
+            service_accounts_enabled: false,
+            attributes: attrs,
+            protocol_mappers: vec![],
+            default_client_scopes: vec![],
+            optional_client_scopes: vec![],
+        };
+        assert_eq!(key_retention(&realm, &[client]), 3600 + CLOCK_SKEW_SECONDS);
+    }
+
+    #[test]
+    fn a_wrong_master_key_is_an_error_that_says_so() {
+        let realm = Realm::new("r");
+        let master = MasterKey::generate().unwrap();
+        let other = MasterKey::generate().unwrap();
+        let active = row(&realm, &master, NOW, None);
+        let err = realm_keys("r", &[active], 360, &other, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PFORTE_MASTER_KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_sealed_key_does_not_open_under_another_kid() {
+        let realm = Realm::new("r");
+        let master = MasterKey::generate().unwrap();
+        let a = row(&realm, &master, NOW, None);
+        let b = row(&realm, &master, NOW, None);
+        let swapped = StoredKey {
+            sealed_private: b.sealed_private.clone(),
+            ..a
+        };
+        assert!(realm_keys("r", &[swapped], 360, &master, NOW).is_err());
+    }
+}
