@@ -6,6 +6,7 @@
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
+pub mod cors;
 pub mod discovery;
 pub mod grants;
 pub mod housekeeping;

@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod cookies;
+mod cors;
 mod error;
 mod headers;
 mod keycache;

@@ -5,6 +5,7 @@
 
 mod cli;
 mod code_flow;
+mod cors;
 mod discovery;
 mod negative_authorize;
 mod negative_session;

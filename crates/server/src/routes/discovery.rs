@@ -15,7 +15,13 @@ pub async fn openid_configuration(
 ) -> Result<impl IntoResponse, ApiError> {
     let realm = realm(&state, &name).await?;
     let doc = discovery::openid_configuration(&state.issuer(&realm.name), &realm);
-    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(doc)))
+    Ok((
+        [
+            (header::CACHE_CONTROL, "public, max-age=60"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        Json(doc),
+    ))
 }
 
 pub async fn certs(
@@ -28,5 +34,11 @@ pub async fn certs(
         keys: keys.published.clone(),
     };
     // Short caching: relying parties should see a rotated-in key within a minute.
-    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(jwks)))
+    Ok((
+        [
+            (header::CACHE_CONTROL, "public, max-age=60"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        Json(jwks),
+    ))
 }

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use pforte_core::Store;
 use pforte_core::model::Realm;
 
+use crate::cors;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -26,9 +27,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .route(
             "/realms/{realm}/.well-known/openid-configuration",
-            get(discovery::openid_configuration),
+            get(discovery::openid_configuration).options(cors::preflight),
         )
-        .route(&format!("{oidc}/certs"), get(discovery::certs))
+        .route(
+            &format!("{oidc}/certs"),
+            get(discovery::certs).options(cors::preflight),
+        )
         .route(
             &format!("{oidc}/auth"),
             get(authorize::get).post(authorize::post),
@@ -37,12 +41,20 @@ pub fn router(state: AppState) -> Router {
             "/realms/{realm}/login-actions/authenticate",
             post(login::authenticate),
         )
-        .route(&format!("{oidc}/token"), post(token::token))
+        .route(
+            &format!("{oidc}/token"),
+            post(token::token).options(cors::preflight),
+        )
         .route(&format!("{oidc}/token/introspect"), post(token::introspect))
-        .route(&format!("{oidc}/revoke"), post(token::revoke))
+        .route(
+            &format!("{oidc}/revoke"),
+            post(token::revoke).options(cors::preflight),
+        )
         .route(
             &format!("{oidc}/userinfo"),
-            get(userinfo::get).post(userinfo::post),
+            get(userinfo::get)
+                .post(userinfo::post)
+                .options(cors::preflight),
         )
         .route(
             &format!("{oidc}/logout"),

@@ -6,12 +6,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pforte_core::client_auth::{self, PresentedClient};
 use pforte_core::grants::{self, TokenRequest};
-use pforte_core::introspect;
 use pforte_core::model::Client;
 use pforte_core::oauth::OAuthError;
+use pforte_core::{Store, introspect};
 use serde::Deserialize;
 
 use super::oidc::{RealmContext, form_error, no_store_json};
+use crate::cors;
 use crate::error::oauth_response;
 use crate::state::AppState;
 
@@ -96,14 +97,18 @@ pub async fn token(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    // The client the request claims to be, for CORS: a browser app must be able to read
+    // errors too (an expired refresh token, say), not only successes.
+    let mut claimed: Option<String> = None;
     let result = async {
         let Form(f) = form.map_err(form_error)?;
-        let client = client_auth::authenticate(
-            &*state.store,
-            &ctx.realm.name,
-            &presented(&headers, f.client_id.clone(), f.client_secret.clone())?,
-        )
-        .await?;
+        let presented = presented(&headers, f.client_id.clone(), f.client_secret.clone())?;
+        claimed = presented
+            .basic
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .or_else(|| presented.client_id.clone());
+        let client = client_auth::authenticate(&*state.store, &ctx.realm.name, &presented).await?;
         let req = TokenRequest {
             grant_type: f.grant_type,
             code: f.code,
@@ -123,10 +128,20 @@ pub async fn token(
         .await
     }
     .await;
-    match result {
+    let mut res = match result {
         Ok(body) => no_store_json(body),
         Err(e) => oauth_response(&e, &ctx.realm.name, false),
+    };
+    if let (Some(origin), Some(id)) = (cors::origin(&headers), claimed) {
+        let client = state
+            .store
+            .get_client(&ctx.realm.name, &id)
+            .await
+            .ok()
+            .flatten();
+        cors::allow_for_client(&mut res, Some(origin), client.as_ref());
     }
+    res
 }
 
 /// What introspection and revocation share: the realm, the authenticated caller and the
@@ -186,10 +201,13 @@ pub async fn revoke(
         Ok(parts) => parts,
         Err(res) => return res,
     };
-    match introspect::revoke(&*state.store, ctx.signer(), &client, &token, state.now()).await {
-        Ok(()) => no_store_json(serde_json::json!({})),
-        Err(e) => oauth_response(&e, &ctx.realm.name, false),
-    }
+    let mut res =
+        match introspect::revoke(&*state.store, ctx.signer(), &client, &token, state.now()).await {
+            Ok(()) => no_store_json(serde_json::json!({})),
+            Err(e) => oauth_response(&e, &ctx.realm.name, false),
+        };
+    cors::allow_for_client(&mut res, cors::origin(&headers), Some(&client));
+    res
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use pforte_core::oauth::OAuthError;
-use pforte_core::userinfo;
+use pforte_core::{Store, userinfo};
 use serde::Deserialize;
 
 use super::oidc::{RealmContext, no_store_json};
+use crate::cors;
 use crate::error::oauth_response;
 use crate::state::AppState;
 
@@ -30,7 +31,8 @@ pub async fn get(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    handle(state, &realm, bearer(&headers).map(str::to_owned)).await
+    let token = bearer(&headers).map(str::to_owned);
+    handle(state, &realm, token, &headers).await
 }
 
 pub async fn post(
@@ -54,10 +56,15 @@ pub async fn post(
         (Some(h), None) => Some(h.to_owned()),
         (None, b) => b,
     };
-    handle(state, &realm, token).await
+    handle(state, &realm, token, &headers).await
 }
 
-async fn handle(state: AppState, realm: &str, token: Option<String>) -> Response {
+async fn handle(
+    state: AppState,
+    realm: &str,
+    token: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
     let ctx = match RealmContext::load(&state, realm).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
@@ -69,8 +76,25 @@ async fn handle(state: AppState, realm: &str, token: Option<String>) -> Response
             true,
         );
     };
-    match userinfo::userinfo(&*state.store, ctx.signer(), &token, state.now()).await {
+    let mut res = match userinfo::userinfo(&*state.store, ctx.signer(), &token, state.now()).await {
         Ok(claims) => no_store_json(claims),
         Err(e) => oauth_response(&e, &ctx.realm.name, true),
+    };
+    if let Some(origin) = cors::origin(headers) {
+        // Only to pick the client whose webOrigins apply; the token itself was verified
+        // (or refused) above.
+        let azp = pforte_jose::decode_unverified_claims(&token)
+            .ok()
+            .and_then(|c| c.get("azp").and_then(|v| v.as_str().map(str::to_owned)));
+        if let Some(azp) = azp {
+            let client = state
+                .store
+                .get_client(&ctx.realm.name, &azp)
+                .await
+                .ok()
+                .flatten();
+            cors::allow_for_client(&mut res, Some(origin), client.as_ref());
+        }
     }
+    res
 }
