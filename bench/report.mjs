@@ -12,6 +12,7 @@ const PEER = 'oidc-provider';
 const results = lines.filter((l) => l.kind === 'result');
 const processes = Object.fromEntries(lines.filter((l) => l.kind === 'process').map((l) => [l.target, l]));
 const peaks = Object.fromEntries(lines.filter((l) => l.kind === 'peak').map((l) => [l.target, l]));
+const restarts = Object.fromEntries(lines.filter((l) => l.kind === 'restart').map((l) => [l.target, l]));
 const result = (scenario, target) => results.find((r) => r.scenario === scenario && r.target === target);
 
 const fmt = (n, digits = 0) => (n === undefined || n === null || Number.isNaN(n)
@@ -145,10 +146,16 @@ const cell = (t, f) => (processes[t] && !processes[t].error ? f(processes[t]) : 
 p(`| start to ready (ms) | ${targets.map((t) => cell(t, (x) => fmt(x.ready_ms, 1))).join(' | ')} |`);
 p(`| idle RSS after start (MiB) | ${targets.map((t) => cell(t, (x) => mib(x.idle_rss_kib))).join(' | ')} |`);
 p(`| peak RSS over the run (MiB) | ${targets.map((t) => mib(peaks[t]?.peak_rss_kib)).join(' | ')} |`);
+if (Object.keys(restarts).length) {
+  p(`| restart to ready, existing database (ms) | ${targets.map((t) => (restarts[t] ? fmt(restarts[t].ready_ms, 1) : '–')).join(' | ')} |`);
+  p(`| idle RSS after restart (MiB) | ${targets.map((t) => (restarts[t] ? mib(restarts[t].idle_rss_kib) : '–')).join(' | ')} |`);
+}
 p();
 p('Start to ready: from spawning the process to its "listening" line on stdout (pforte: '
-  + 'creating the SQLite database, migrations, importing `bench/realm.json`, loading keys). '
-  + 'RSS from `/proc/<pid>/status` (VmRSS one second after ready, VmHWM at the end).');
+  + 'creating the SQLite database, migrations, importing `bench/realm.json` — which hashes the '
+  + 'user\'s password with Argon2id —, generating and sealing the realm key). Restart: pforte '
+  + 'again on the database the run filled, without `--import` (the peer keeps nothing to '
+  + 'restart from). RSS from `/proc/<pid>/status` (VmRSS one second after ready, VmHWM at the end).');
 p();
 p('## How the two are set up');
 p();
