@@ -45,10 +45,7 @@ async fn connect(config: &Config) -> Result<AnyStore> {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    pforte_server::Clock::now(&pforte_server::SystemClock)
 }
 
 /// Realm files named on the command line: files as given, folders by their `*.json`

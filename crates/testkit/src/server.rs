@@ -110,8 +110,5 @@ impl Drop for TestServer {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    pforte_server::Clock::now(&pforte_server::SystemClock)
 }
