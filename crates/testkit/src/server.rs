@@ -16,6 +16,8 @@ pub struct TestServerOptions {
     /// Realm files to import; defaults to the example realm.
     pub realms: Vec<String>,
     pub master_key: Option<MasterKey>,
+    /// Pause before answering a failed login (short by default, to keep tests fast).
+    pub login_failure_delay: std::time::Duration,
 }
 
 impl Default for TestServerOptions {
@@ -24,6 +26,7 @@ impl Default for TestServerOptions {
             database_url: None,
             realms: vec![EXAMPLE_REALM.to_owned()],
             master_key: None,
+            login_failure_delay: std::time::Duration::from_millis(10),
         }
     }
 }
@@ -71,7 +74,7 @@ impl TestServer {
         let mut config = ServerConfig::new(base_url.clone());
         config.dev_mode = true;
         config.password_cost = PasswordCost::MINIMUM;
-        config.login_failure_delay = std::time::Duration::from_millis(10);
+        config.login_failure_delay = options.login_failure_delay;
         let state = AppState::new(store.clone(), config, master);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(pforte_server::serve(listener, state.clone(), async {

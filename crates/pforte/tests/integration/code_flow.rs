@@ -190,3 +190,25 @@ async fn housekeeping_purges_what_has_expired() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
 }
+
+#[tokio::test]
+async fn graceful_shutdown_lets_an_in_flight_request_finish() {
+    let server = TestServer::start_with(pforte_testkit::TestServerOptions {
+        login_failure_delay: std::time::Duration::from_millis(800),
+        ..Default::default()
+    })
+    .await;
+    let mut browser = Browser::new();
+    let (_, challenge) = pkce();
+    let form = browser.open_login(&auth_url(&server, &challenge, "")).await;
+    let base = server.base_url.clone();
+    // A failed login is answered only after the failure delay: in flight while we stop.
+    let in_flight =
+        tokio::spawn(async move { browser.submit_login(&base, &form, "alice", "wrong").await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // A non-graceful stop would drop the connection: the request would fail, not answer.
+    server.stop().await;
+    let res = in_flight.await.unwrap();
+    assert_eq!(res.status(), 200, "the in-flight request was cut off");
+    assert!(res.text().await.unwrap().contains("input-error"));
+}
