@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::claims::{self, Target};
-use crate::keys::{CLOCK_SKEW_SECONDS, RealmKeys};
+use crate::keys::RealmKeys;
 use crate::model::{Client, Realm, Timestamp, User};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::rng::{self, Rng};
@@ -308,6 +308,3 @@ pub async fn active_access_token<S: Store>(
     }
     Ok(claims)
 }
-
-/// Clock skew tolerance re-exported for callers validating foreign tokens.
-pub const SKEW: i64 = CLOCK_SKEW_SECONDS;

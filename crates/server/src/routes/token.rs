@@ -30,9 +30,9 @@ pub struct TokenForm {
 
 #[derive(Deserialize, Default)]
 pub struct TokenOnlyForm {
+    /// `token_type_hint` (RFC 7009/7662) is accepted and not needed: pforte tells its
+    /// JWT access tokens from its opaque refresh tokens by their shape.
     token: Option<String>,
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }
