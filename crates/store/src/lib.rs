@@ -1,12 +1,12 @@
 //! pforte's [`Store`] on SQLite (embedded, the default) and PostgreSQL (multi-node).
 //!
-//! - [`SqliteStore`]: WAL, `synchronous=NORMAL`, foreign keys, 5 s busy timeout; one writer
-//!   connection for every write and transaction plus a small reader pool.
+//! - [`SqliteStore`]: WAL, `synchronous=NORMAL`, foreign keys, 5 s busy timeout; reads run
+//!   inline on the caller's thread, writes on one writer thread that commits in groups.
 //! - [`PgStore`]: a `PgPool`; migrations serialised across nodes by an advisory lock.
 //! - [`AnyStore`]: either of them, chosen by the URL scheme.
 //!
-//! Both backends run the same SQL (`$n` placeholders work on both) through one shared
-//! implementation, and both are held to the same behaviour by [`conformance`].
+//! Both backends run the same SQL (PostgreSQL's `$n` written as SQLite's `?n`), share the row
+//! shapes of `common`, and are held to the same behaviour by [`conformance`].
 //!
 //! Migrations are embedded (`migrations/<backend>/NNNN_name.sql`) and applied by
 //! [`connect`](SqliteStore::connect) in one transaction, recorded in `pforte_migrations`.
@@ -20,8 +20,6 @@
 
 #[macro_use]
 mod common;
-#[macro_use]
-mod rotation;
 #[macro_use]
 mod migrate;
 mod any;

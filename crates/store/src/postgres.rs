@@ -21,15 +21,27 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// PostgreSQL takes concurrent writers itself: one statement per rotation.
+    /// Compare-and-swap on the family's current hash: of two rotations from one token, only
+    /// the first finds it. PostgreSQL takes concurrent writers itself.
     async fn rotate(
         &self,
         old_hash: &str,
         new: &pforte_core::model::RefreshToken,
     ) -> pforte_core::store::StoreResult<pforte_core::model::Rotation> {
-        let items = [(old_hash.to_owned(), new.clone())];
-        let rotated = exec_rotations!(&self.pool, &items)?;
-        Ok(if rotated.contains(&new.family) {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET token_hash = $3, scope = $4, created_at = $5, \
+             expires_at = $6 WHERE family = $1 AND token_hash = $2",
+        )
+        .bind(&new.family)
+        .bind(old_hash)
+        .bind(&new.token_hash)
+        .bind(&new.scope)
+        .bind(new.created_at)
+        .bind(new.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err("rotate_refresh"))?;
+        Ok(if done.rows_affected() == 1 {
             pforte_core::model::Rotation::Rotated
         } else {
             pforte_core::model::Rotation::Stale

@@ -89,11 +89,15 @@ async fn sqlite_migrations_are_idempotent() {
     let second = SqliteStore::connect(&db.url()).await.unwrap();
     second.ping().await.unwrap();
     assert_eq!(second.get_realm(&realm.name).await.unwrap(), Some(realm));
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT version, name FROM pforte_migrations ORDER BY version")
-            .fetch_all(second.writer())
-            .await
-            .unwrap();
+    let rows: Vec<(i64, String)> = second
+        .raw(|c| {
+            let mut stmt =
+                c.prepare("SELECT version, name FROM pforte_migrations ORDER BY version")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+        .unwrap();
     let expected: Vec<(i64, String)> = migrate::SQLITE
         .iter()
         .map(|m| (m.version, m.name.to_owned()))
@@ -106,26 +110,28 @@ async fn sqlite_migrations_are_idempotent() {
 async fn sqlite_pragmas() {
     let db = TempDb::new();
     let store = SqliteStore::connect(&db.url()).await.unwrap();
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(store.writer())
-        .await
-        .unwrap();
-    assert_eq!(journal.to_lowercase(), "wal");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(store.writer())
-        .await
-        .unwrap();
-    assert_eq!(fk, 1);
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(store.writer())
-        .await
-        .unwrap();
-    assert_eq!(sync, 1, "synchronous=NORMAL");
-    let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(store.writer())
-        .await
-        .unwrap();
-    assert_eq!(timeout, 5000);
+    let pragma = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .raw(move |c| {
+                    c.query_row(&format!("PRAGMA {name}"), [], |r| {
+                        r.get::<_, rusqlite::types::Value>(0)
+                    })
+                })
+                .await
+                .unwrap()
+        }
+    };
+    use rusqlite::types::Value::{Integer, Text};
+    assert_eq!(pragma("journal_mode").await, Text("wal".into()));
+    assert_eq!(pragma("foreign_keys").await, Integer(1));
+    assert_eq!(
+        pragma("synchronous").await,
+        Integer(1),
+        "synchronous=NORMAL"
+    );
+    assert_eq!(pragma("busy_timeout").await, Integer(5000));
     store.close().await;
 }
 
@@ -184,22 +190,34 @@ async fn sqlite_concurrent_writers() {
 }
 
 #[tokio::test]
-async fn sqlite_readers_cannot_write() {
+async fn sqlite_another_process_may_write_meanwhile() {
+    // `pforte keys rotate` or `pforte import` beside a running server: the file is shared.
     let db = TempDb::new();
-    let store = SqliteStore::connect(&db.url()).await.unwrap();
-    let result = sqlx::query("DELETE FROM realms")
-        .execute(store.reader())
-        .await;
-    assert!(result.is_err(), "reader pool accepted a write");
-    store.close().await;
+    let server = SqliteStore::connect(&db.url()).await.unwrap();
+    let cli = SqliteStore::connect(&db.url()).await.unwrap();
+    let realm = conformance::realm(&conformance::unique("realm"));
+    cli.apply_import(&pforte_core::store::RealmImport {
+        realm: Some(realm.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    cli.close().await;
+    assert_eq!(server.get_realm(&realm.name).await.unwrap(), Some(realm));
+    server.close().await;
 }
 
 #[tokio::test]
 async fn sqlite_corrupt_document_is_corrupt() {
     let db = TempDb::new();
     let store = SqliteStore::connect(&db.url()).await.unwrap();
-    sqlx::query("INSERT INTO realms (name, doc) VALUES ('broken', '{not json')")
-        .execute(store.writer())
+    store
+        .raw(|c| {
+            c.execute(
+                "INSERT INTO realms (name, doc) VALUES ('broken', '{not json')",
+                [],
+            )
+        })
         .await
         .unwrap();
     assert!(matches!(
