@@ -1,6 +1,7 @@
-//! What both backends share: error mapping, row shapes and the one implementation of
-//! [`Store`](pforte_core::Store) (the [`impl_store!`] macro, instantiated per backend so
-//! that every query is type-checked against the concrete sqlx driver).
+//! What both backends share: row shapes, their decoding and import checks; plus the sqlx
+//! side — error mapping and the PostgreSQL implementation of [`Store`](pforte_core::Store)
+//! (the [`impl_store!`] macro). SQLite runs the same SQL through rusqlite
+//! (`sqlite/queries.rs`, with `?n` for `$n`); the conformance suite holds both to it.
 
 use pforte_core::model::*;
 use pforte_core::store::{StoreError, StoreResult};
@@ -322,7 +323,7 @@ pub(crate) fn import_self_conflict(users: &[User]) -> Option<String> {
     None
 }
 
-/// The one implementation of `Store`, for a type with:
+/// `Store` on sqlx (PostgreSQL), for a type with:
 /// `fn reader(&self) -> &Pool<DB>` (reads), `fn writer(&self) -> &Pool<DB>` (single-statement
 /// writes), `async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error>`
 /// and `async fn ping_inner(&self) -> StoreResult<()>`.
