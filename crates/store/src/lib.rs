@@ -1,7 +1,7 @@
 //! pforte's [`Store`] on SQLite (embedded, the default) and PostgreSQL (multi-node).
 //!
-//! - [`SqliteStore`]: WAL, `synchronous=NORMAL`, foreign keys, 5 s busy timeout; reads run
-//!   inline on the caller's thread, writes on one writer thread that commits in groups.
+//! - [`SqliteStore`]: WAL, `synchronous=NORMAL`, foreign keys, 5 s busy timeout; one
+//!   connection on one thread that runs the queued operations in groups, one commit each.
 //! - [`PgStore`]: a `PgPool`; migrations serialised across nodes by an advisory lock.
 //! - [`AnyStore`]: either of them, chosen by the URL scheme.
 //!

@@ -15,6 +15,8 @@
 //! Callers are answered only after COMMIT: a reply means the write is durable in the WAL
 //! and visible to everyone.
 
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
 use pforte_core::store::{StoreError, StoreResult};
@@ -56,14 +58,23 @@ where
     fn run(&mut self, conn: &mut Connection) {
         let Some(work) = self.work.take() else { return };
         let what = self.what;
+        // A panic in an operation (a bug) fails that operation, not the thread and with it
+        // every later one.
+        let guarded = |work: F, conn: &Connection| {
+            catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+                Err(StoreError::Backend(format!(
+                    "{what}: the operation panicked"
+                )))
+            })
+        };
         if !self.writes {
-            self.outcome = Some(work(conn));
+            self.outcome = Some(guarded(work, conn));
             return;
         }
         let outcome = (|| {
             // Dropping the savepoint without `commit` rolls it back.
             let savepoint = conn.savepoint().map_err(|e| map_err(what, e))?;
-            let value = work(&savepoint)?;
+            let value = guarded(work, &savepoint)?;
             savepoint.commit().map_err(|e| map_err(what, e))?;
             Ok(value)
         })();
@@ -181,27 +192,56 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Message>) {
     }
 }
 
-fn commit_batch(conn: &mut Connection, mut batch: Vec<Box<dyn Job>>) {
-    let begin = if batch.iter().any(|job| job.writes()) {
-        "BEGIN IMMEDIATE"
-    } else {
-        "BEGIN"
-    };
-    let outcome = match conn.execute_batch(begin) {
-        Err(e) => Err(map_err("begin", e)),
-        Ok(()) => {
-            for job in &mut batch {
-                job.run(conn);
+/// Runs a group: its reads in one read transaction, then its writes in one write
+/// transaction. Kept apart so that reads never wait for (or fail with) the write lock that
+/// another process may hold; a caller's read that must see its write is sent after the
+/// write's answer, so it is in a later group anyway.
+fn commit_batch(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
+    let (writes, reads): (VecDeque<_>, VecDeque<_>) = batch.into_iter().partition(|j| j.writes());
+    if !reads.is_empty() {
+        run_in_transaction(conn, "BEGIN", reads);
+    }
+    if !writes.is_empty() {
+        run_in_transaction(conn, "BEGIN IMMEDIATE", writes);
+    }
+}
+
+fn run_in_transaction(conn: &mut Connection, begin: &str, mut queue: VecDeque<Box<dyn Job>>) {
+    while !queue.is_empty() {
+        if let Err(e) = conn.execute_batch(begin) {
+            let e = map_err("begin", e);
+            for job in queue {
+                job.finish(Err(&e));
             }
+            return;
+        }
+        let mut done = Vec::new();
+        let mut rolled_back = false;
+        while let Some(mut job) = queue.pop_front() {
+            job.run(conn);
+            done.push(job);
+            // Some errors (disk full, I/O, out of memory) make SQLite roll back the whole
+            // transaction, not just the savepoint. Then what ran so far is gone, and the
+            // jobs still queued must not run outside a transaction: they get a new one.
+            if conn.is_autocommit() {
+                rolled_back = true;
+                break;
+            }
+        }
+        let outcome = if rolled_back {
+            Err(StoreError::Backend(
+                "SQLite rolled back the transaction".into(),
+            ))
+        } else {
             conn.execute_batch("COMMIT").map_err(|e| {
                 // A failed COMMIT may leave the transaction open: end it.
                 let _ = conn.execute_batch("ROLLBACK");
                 map_err("commit", e)
             })
+        };
+        for job in done {
+            job.finish(outcome.as_ref().map(|_| ()));
         }
-    };
-    for job in batch {
-        job.finish(outcome.as_ref().map(|_| ()));
     }
 }
 
@@ -267,7 +307,7 @@ mod tests {
         assert_eq!(bumped, 1001, "only the successful job's bump remains");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_do_not_take_the_write_lock() {
         let path = std::env::temp_dir().join(format!(
             "pforte-db-thread-{}-{}.db",
@@ -297,6 +337,65 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+    }
+
+    /// Holds the thread for a moment so that the jobs sent meanwhile form one group.
+    async fn hold(w: &DbThread) -> tokio::task::JoinHandle<StoreResult<()>> {
+        let w = w.clone();
+        let held = tokio::spawn(async move {
+            w.read("hold", |_| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Ok(())
+            })
+            .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        held
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_rolled_back_under_the_group_fails_what_ran_and_retries_the_rest() {
+        let w = thread();
+        let held = hold(&w).await;
+        let (first, rogue, last) = tokio::join!(
+            w.write("first", insert("a", 1)),
+            // Ends the group's whole transaction, as SQLite does on disk full or I/O errors.
+            w.write("rogue", |c| c
+                .execute_batch("ROLLBACK")
+                .map_err(|e| map_err("rogue", e))),
+            w.write("last", insert("b", 2)),
+        );
+        held.await.unwrap().unwrap();
+        assert!(first.is_err(), "its insert was rolled back: {first:?}");
+        assert!(rogue.is_err(), "{rogue:?}");
+        last.unwrap();
+        let keys = w
+            .read("keys", |c| {
+                c.query_row("SELECT group_concat(k) FROM t", [], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(|e| map_err("keys", e))
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys, "b", "only the job after the rollback is stored");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_fails_alone() {
+        let w = thread();
+        let held = hold(&w).await;
+        let (before, bad, after) = tokio::join!(
+            w.write("before", insert("a", 1)),
+            w.write("bad", |_| -> StoreResult<()> { panic!("a bug") }),
+            w.write("after", insert("b", 2)),
+        );
+        held.await.unwrap().unwrap();
+        before.unwrap();
+        let bad = bad.unwrap_err();
+        assert!(bad.to_string().contains("panicked"), "{bad}");
+        after.unwrap();
+        assert_eq!(w.read("count", count).await.unwrap(), 2);
     }
 
     #[tokio::test]

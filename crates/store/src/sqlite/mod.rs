@@ -66,11 +66,14 @@ enum Location {
     File(PathBuf),
 }
 
-/// `sqlite::memory:`, `sqlite://<path>` or `sqlite:<path>`, optionally with `?mode=memory`
-/// (in-memory) or `?mode=rwc` (the default: read-write, created when missing).
+/// `sqlite::memory:`, `sqlite://<path>` or `sqlite:<path>` (scheme in any case, path
+/// percent-decoded), optionally with `?mode=memory` (in-memory) or `?mode=rwc` (the
+/// default: read-write, created when missing).
 fn parse_url(url: &str) -> Result<Location, String> {
     let rest = url
-        .strip_prefix("sqlite:")
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("sqlite:"))
+        .map(|_| &url[7..])
         .ok_or_else(|| "not a sqlite: URL".to_owned())?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let (path, query) = match rest.split_once('?') {
@@ -80,6 +83,7 @@ fn parse_url(url: &str) -> Result<Location, String> {
     let mut memory = path == ":memory:";
     for pair in query.into_iter().flat_map(|q| q.split('&')) {
         match pair.split_once('=') {
+            _ if pair.is_empty() => {}
             Some(("mode", "memory")) => memory = true,
             Some(("mode", "rwc")) => {}
             _ => {
@@ -92,39 +96,53 @@ fn parse_url(url: &str) -> Result<Location, String> {
     if memory {
         return Ok(Location::Memory);
     }
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| "the path is not UTF-8 after percent-decoding".to_owned())?;
     if path.is_empty() {
         return Err("no database file given".to_owned());
     }
-    Ok(Location::File(PathBuf::from(path)))
+    Ok(Location::File(PathBuf::from(path.as_ref())))
+}
+
+/// Opens and migrates: blocking file work, run off the async threads.
+fn open(url: &str) -> StoreResult<Connection> {
+    let fail = |e: &dyn std::fmt::Display| {
+        StoreError::Backend(format!("cannot open {}: {e}", crate::redact_url(url)))
+    };
+    let mut conn = match parse_url(url).map_err(|e| fail(&e))? {
+        Location::Memory => Connection::open_in_memory().map_err(|e| fail(&e))?,
+        Location::File(path) => {
+            let conn = Connection::open(&path).map_err(|e| fail(&e))?;
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(|e| fail(&e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(fail(&format!(
+                    "cannot switch to WAL journaling (journal_mode is {mode})"
+                )));
+            }
+            conn
+        }
+    };
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(&e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(|e| fail(&e))?;
+    migrate_sqlite(&mut conn)?;
+    Ok(conn)
 }
 
 impl SqliteStore {
     /// Opens (creating it when missing) and migrates the database at `url`:
     /// `sqlite:///absolute/path.db`, `sqlite://relative.db` or `sqlite::memory:`.
     pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
-        let fail = |e: &dyn std::fmt::Display| {
-            StoreError::Backend(format!("cannot open {}: {e}", crate::redact_url(url)))
-        };
-        let mut conn = match parse_url(url).map_err(|e| fail(&e))? {
-            Location::Memory => Connection::open_in_memory().map_err(|e| fail(&e))?,
-            Location::File(path) => {
-                let conn = Connection::open(&path).map_err(|e| fail(&e))?;
-                let mode: String = conn
-                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-                    .map_err(|e| fail(&e))?;
-                if !mode.eq_ignore_ascii_case("wal") {
-                    return Err(fail(&format!(
-                        "cannot switch to WAL journaling (journal_mode is {mode})"
-                    )));
-                }
-                conn
-            }
-        };
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(&e))?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(|e| fail(&e))?;
-        migrate_sqlite(&mut conn)?;
+        let owned = url.to_owned();
+        let conn = tokio::task::spawn_blocking(move || open(&owned))
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!("opening {}: {e}", crate::redact_url(url)))
+            })??;
         Ok(SqliteStore {
             db: DbThread::spawn(conn)?,
         })
@@ -224,6 +242,10 @@ mod tests {
             Ok(Location::File("data/p.db".into()))
         );
         assert_eq!(parse_url("sqlite:p.db"), Ok(Location::File("p.db".into())));
+        assert_eq!(
+            parse_url("SQLite:///srv/my%20db/p.db?"),
+            Ok(Location::File("/srv/my db/p.db".into()))
+        );
         let e = parse_url("sqlite://p.db?cache=shared").unwrap_err();
         assert!(e.contains("cache=shared"), "{e}");
         assert!(parse_url("sqlite://").is_err());

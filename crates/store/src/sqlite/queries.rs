@@ -1,6 +1,6 @@
 //! `Store` on SQLite: the same SQL as PostgreSQL (see `common.rs`), with SQLite's numbered
-//! `?N` parameters, run through [`SqliteStore::read`] (inline) and [`SqliteStore::write`]
-//! (the writer thread, one transaction per operation).
+//! `?N` parameters, run on the connection's thread through [`SqliteStore::read`] and
+//! [`SqliteStore::write`] (a savepoint of the group's transaction per operation).
 
 use pforte_core::model::*;
 use pforte_core::store::{RealmImport, Store, StoreError, StoreResult};
@@ -9,16 +9,27 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{SqliteStore, err, map_err};
 use crate::common::*;
 
-fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+/// A row as the tuple `T` (rusqlite decodes tuples of up to 16 columns).
+fn tuple<T>(r: &Row<'_>) -> rusqlite::Result<T>
+where
+    T: for<'a> TryFrom<&'a Row<'a>, Error = rusqlite::Error>,
+{
+    T::try_from(r)
+}
+
+/// At most one row of `sql`, as the tuple `T`.
+fn optional_row<T>(
+    c: &Connection,
+    what: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Option<T>>
+where
+    T: for<'a> TryFrom<&'a Row<'a>, Error = rusqlite::Error>,
+{
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, tuple::<T>).optional())
+        .map_err(err(what))
 }
 
 /// The session columns starting at `at`.
@@ -33,64 +44,6 @@ fn session_row(r: &Row<'_>, at: usize) -> rusqlite::Result<SessionRow> {
         r.get(at + 6)?,
         r.get(at + 7)?,
     ))
-}
-
-fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-        r.get(13)?,
-    ))
-}
-
-fn grant_row(r: &Row<'_>) -> rusqlite::Result<GrantRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
-}
-
-fn refresh_join_row(r: &Row<'_>) -> rusqlite::Result<RefreshJoinRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-        r.get(13)?,
-        r.get(14)?,
-    ))
-}
-
-fn flow_row(r: &Row<'_>) -> rusqlite::Result<FlowRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 /// Every `doc` column of a query, decoded as `what`.
@@ -256,7 +209,7 @@ fn refresh_lookup(c: &Connection, family: &str) -> StoreResult<Option<RefreshLoo
                     None => None,
                     Some(_) => Some(session_row(r, 16)?),
                 };
-                Ok((refresh_join_row(r)?, r.get(15)?, session))
+                Ok((tuple::<RefreshJoinRow>(r)?, r.get(15)?, session))
             })
             .optional()
         })
@@ -295,6 +248,42 @@ fn purge(c: &Connection, now: Timestamp, session_idle_before: Timestamp) -> Stor
     Ok(u64::try_from(removed).unwrap_or(u64::MAX))
 }
 
+impl SqliteStore {
+    /// The `doc` column of at most one row of `sql`, decoded.
+    async fn doc<T, const N: usize>(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        args: [&str; N],
+    ) -> StoreResult<Option<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let args = args.map(str::to_owned);
+        self.read(what, move |c| {
+            doc(c, what, sql, rusqlite::params_from_iter(args))
+        })
+        .await
+    }
+
+    /// The `doc` column of every row of `sql`, decoded.
+    async fn docs<T, const N: usize>(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        args: [&str; N],
+    ) -> StoreResult<Vec<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let args = args.map(str::to_owned);
+        self.read(what, move |c| {
+            docs(c, what, sql, rusqlite::params_from_iter(args))
+        })
+        .await
+    }
+}
+
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.ping_inner().await
@@ -312,57 +301,28 @@ impl Store for SqliteStore {
     }
 
     async fn get_realm(&self, name: &str) -> StoreResult<Option<Realm>> {
-        let name = name.to_owned();
-        self.read("get_realm", move |c| {
-            doc(c, "realm", "SELECT doc FROM realms WHERE name = ?1", [name])
-        })
-        .await
+        let sql = "SELECT doc FROM realms WHERE name = ?1";
+        self.doc("get_realm", sql, [name]).await
     }
 
     async fn list_realms(&self) -> StoreResult<Vec<Realm>> {
-        self.read("list_realms", |c| {
-            docs(c, "realm", "SELECT doc FROM realms ORDER BY name", [])
-        })
-        .await
+        let sql = "SELECT doc FROM realms ORDER BY name";
+        self.docs("list_realms", sql, []).await
     }
 
     async fn get_client(&self, realm: &str, client_id: &str) -> StoreResult<Option<Client>> {
-        let (realm, client_id) = (realm.to_owned(), client_id.to_owned());
-        self.read("get_client", move |c| {
-            doc(
-                c,
-                "client",
-                "SELECT doc FROM clients WHERE realm = ?1 AND client_id = ?2",
-                [realm, client_id],
-            )
-        })
-        .await
+        let sql = "SELECT doc FROM clients WHERE realm = ?1 AND client_id = ?2";
+        self.doc("get_client", sql, [realm, client_id]).await
     }
 
     async fn list_clients(&self, realm: &str) -> StoreResult<Vec<Client>> {
-        let realm = realm.to_owned();
-        self.read("list_clients", move |c| {
-            docs(
-                c,
-                "client",
-                "SELECT doc FROM clients WHERE realm = ?1 ORDER BY client_id",
-                [realm],
-            )
-        })
-        .await
+        let sql = "SELECT doc FROM clients WHERE realm = ?1 ORDER BY client_id";
+        self.docs("list_clients", sql, [realm]).await
     }
 
     async fn get_user(&self, realm: &str, id: &str) -> StoreResult<Option<User>> {
-        let (realm, id) = (realm.to_owned(), id.to_owned());
-        self.read("get_user", move |c| {
-            doc(
-                c,
-                "user",
-                "SELECT doc FROM users WHERE realm = ?1 AND id = ?2",
-                [realm, id],
-            )
-        })
-        .await
+        let sql = "SELECT doc FROM users WHERE realm = ?1 AND id = ?2";
+        self.doc("get_user", sql, [realm, id]).await
     }
 
     async fn find_user_by_username(
@@ -370,42 +330,21 @@ impl Store for SqliteStore {
         realm: &str,
         username: &str,
     ) -> StoreResult<Option<User>> {
-        let (realm, username) = (realm.to_owned(), username.to_lowercase());
-        self.read("find_user_by_username", move |c| {
-            doc(
-                c,
-                "user",
-                "SELECT doc FROM users WHERE realm = ?1 AND username = ?2",
-                [realm, username],
-            )
-        })
-        .await
+        let sql = "SELECT doc FROM users WHERE realm = ?1 AND username = ?2";
+        let username = username.to_lowercase();
+        self.doc("find_user_by_username", sql, [realm, &username])
+            .await
     }
 
     async fn find_user_by_email(&self, realm: &str, email: &str) -> StoreResult<Option<User>> {
-        let (realm, email) = (realm.to_owned(), email.to_lowercase());
-        self.read("find_user_by_email", move |c| {
-            doc(
-                c,
-                "user",
-                "SELECT doc FROM users WHERE realm = ?1 AND email = ?2",
-                [realm, email],
-            )
-        })
-        .await
+        let sql = "SELECT doc FROM users WHERE realm = ?1 AND email = ?2";
+        let email = email.to_lowercase();
+        self.doc("find_user_by_email", sql, [realm, &email]).await
     }
 
     async fn list_users(&self, realm: &str) -> StoreResult<Vec<User>> {
-        let realm = realm.to_owned();
-        self.read("list_users", move |c| {
-            docs(
-                c,
-                "user",
-                "SELECT doc FROM users WHERE realm = ?1 ORDER BY username",
-                [realm],
-            )
-        })
-        .await
+        let sql = "SELECT doc FROM users WHERE realm = ?1 ORDER BY username";
+        self.docs("list_users", sql, [realm]).await
     }
 
     // --- signing keys -----------------------------------------------------------------------
@@ -422,7 +361,7 @@ impl Store for SqliteStore {
                 ))
                 .map_err(err("list_keys"))?;
             let rows = stmt
-                .query_map([realm], key_row)
+                .query_map([realm], tuple::<KeyRow>)
                 .map_err(err("list_keys"))?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(err("list_keys"))?;
@@ -532,14 +471,12 @@ impl Store for SqliteStore {
     async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
         let id = id.to_owned();
         self.read("get_session", move |c| {
-            let row = c
-                .prepare_cached(concat!(
-                    "SELECT ",
-                    session_cols!(),
-                    " FROM sessions WHERE id = ?1"
-                ))
-                .and_then(|mut s| s.query_row([id], |r| session_row(r, 0)).optional())
-                .map_err(err("get_session"))?;
+            let row: Option<SessionRow> = optional_row(
+                c,
+                "get_session",
+                concat!("SELECT ", session_cols!(), " FROM sessions WHERE id = ?1"),
+                [id],
+            )?;
             row.map(session_from_row).transpose()
         })
         .await
@@ -618,25 +555,29 @@ impl Store for SqliteStore {
     async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption> {
         let code_hash = code_hash.to_owned();
         self.write("redeem_code", move |c| {
-            let fresh = c
-                .prepare_cached(concat!(
+            let fresh: Option<CodeRow> = optional_row(
+                c,
+                "redeem_code",
+                concat!(
                     "UPDATE auth_codes SET used = TRUE \
                      WHERE code_hash = ?1 AND used = FALSE RETURNING ",
                     code_cols!()
-                ))
-                .and_then(|mut s| s.query_row([&code_hash], code_row).optional())
-                .map_err(err("redeem_code"))?;
+                ),
+                [&code_hash],
+            )?;
             if let Some(row) = fresh {
                 return Ok(CodeRedemption::Fresh(code_from_row(row)));
             }
-            let used = c
-                .prepare_cached(concat!(
+            let used: Option<CodeRow> = optional_row(
+                c,
+                "redeem_code: lookup",
+                concat!(
                     "SELECT ",
                     code_cols!(),
                     " FROM auth_codes WHERE code_hash = ?1"
-                ))
-                .and_then(|mut s| s.query_row([&code_hash], code_row).optional())
-                .map_err(err("redeem_code: lookup"))?;
+                ),
+                [&code_hash],
+            )?;
             Ok(match used {
                 Some(row) => CodeRedemption::Reused(code_from_row(row)),
                 None => CodeRedemption::Unknown,
@@ -654,14 +595,12 @@ impl Store for SqliteStore {
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
         let id = id.to_owned();
         self.read("get_grant", move |c| {
-            let row = c
-                .prepare_cached(concat!(
-                    "SELECT ",
-                    grant_cols!(),
-                    " FROM grants WHERE id = ?1"
-                ))
-                .and_then(|mut s| s.query_row([id], grant_row).optional())
-                .map_err(err("get_grant"))?;
+            let row: Option<GrantRow> = optional_row(
+                c,
+                "get_grant",
+                concat!("SELECT ", grant_cols!(), " FROM grants WHERE id = ?1"),
+                [id],
+            )?;
             Ok(row.map(grant_from_row))
         })
         .await
@@ -861,14 +800,12 @@ impl Store for SqliteStore {
     async fn get_flow(&self, id: &str) -> StoreResult<Option<FlowState>> {
         let id = id.to_owned();
         self.read("get_flow", move |c| {
-            let row = c
-                .prepare_cached(concat!(
-                    "SELECT ",
-                    flow_cols!(),
-                    " FROM flow_states WHERE id = ?1"
-                ))
-                .and_then(|mut s| s.query_row([id], flow_row).optional())
-                .map_err(err("get_flow"))?;
+            let row: Option<FlowRow> = optional_row(
+                c,
+                "get_flow",
+                concat!("SELECT ", flow_cols!(), " FROM flow_states WHERE id = ?1"),
+                [id],
+            )?;
             Ok(row.map(flow_from_row))
         })
         .await
@@ -877,13 +814,15 @@ impl Store for SqliteStore {
     async fn take_flow(&self, id: &str) -> StoreResult<Option<FlowState>> {
         let id = id.to_owned();
         self.write("take_flow", move |c| {
-            let row = c
-                .prepare_cached(concat!(
+            let row: Option<FlowRow> = optional_row(
+                c,
+                "take_flow",
+                concat!(
                     "DELETE FROM flow_states WHERE id = ?1 RETURNING ",
                     flow_cols!()
-                ))
-                .and_then(|mut s| s.query_row([id], flow_row).optional())
-                .map_err(err("take_flow"))?;
+                ),
+                [id],
+            )?;
             Ok(row.map(flow_from_row))
         })
         .await
