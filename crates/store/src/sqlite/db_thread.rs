@@ -192,29 +192,46 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Message>) {
     }
 }
 
-/// Runs a group: its reads in one read transaction, then its writes in one write
-/// transaction. Kept apart so that reads never wait for (or fail with) the write lock that
-/// another process may hold; a caller's read that must see its write is sent after the
-/// write's answer, so it is in a later group anyway.
+/// Runs a group in one transaction: `BEGIN IMMEDIATE` when anything in it writes. When the
+/// write lock cannot be had (another process holds it past the busy timeout), only the
+/// writes fail: the reads still run, in a read transaction.
 fn commit_batch(conn: &mut Connection, batch: Vec<Box<dyn Job>>) {
-    let (writes, reads): (VecDeque<_>, VecDeque<_>) = batch.into_iter().partition(|j| j.writes());
-    if !reads.is_empty() {
-        run_in_transaction(conn, "BEGIN", reads);
+    let queue: VecDeque<_> = batch.into();
+    if !queue.iter().any(|job| job.writes()) {
+        return run_in_transaction(conn, "BEGIN", queue, false);
     }
-    if !writes.is_empty() {
-        run_in_transaction(conn, "BEGIN IMMEDIATE", writes);
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = map_err("begin", e);
+        let (writes, reads): (VecDeque<_>, VecDeque<_>) =
+            queue.into_iter().partition(|job| job.writes());
+        for job in writes {
+            job.finish(Err(&e));
+        }
+        if !reads.is_empty() {
+            run_in_transaction(conn, "BEGIN", reads, false);
+        }
+        return;
     }
+    run_in_transaction(conn, "BEGIN IMMEDIATE", queue, true);
 }
 
-fn run_in_transaction(conn: &mut Connection, begin: &str, mut queue: VecDeque<Box<dyn Job>>) {
+/// Runs `queue` in transactions opened with `begin` (the first one already open when
+/// `begun`), committing after the last job.
+fn run_in_transaction(
+    conn: &mut Connection,
+    begin: &str,
+    mut queue: VecDeque<Box<dyn Job>>,
+    mut begun: bool,
+) {
     while !queue.is_empty() {
-        if let Err(e) = conn.execute_batch(begin) {
+        if !begun && let Err(e) = conn.execute_batch(begin) {
             let e = map_err("begin", e);
             for job in queue {
                 job.finish(Err(&e));
             }
             return;
         }
+        begun = false;
         let mut done = Vec::new();
         let mut rolled_back = false;
         while let Some(mut job) = queue.pop_front() {
