@@ -13,7 +13,23 @@ const results = lines.filter((l) => l.kind === 'result');
 const processes = Object.fromEntries(lines.filter((l) => l.kind === 'process').map((l) => [l.target, l]));
 const peaks = Object.fromEntries(lines.filter((l) => l.kind === 'peak').map((l) => [l.target, l]));
 const restarts = Object.fromEntries(lines.filter((l) => l.kind === 'restart').map((l) => [l.target, l]));
-const result = (scenario, target) => results.find((r) => r.scenario === scenario && r.target === target);
+// Every (scenario, target) ran once per round (bench/run.sh, ROUNDS; targets alternating within a
+// round). The reported result is the whole record of the round with the median requests/s (with
+// an even number of measured rounds, the lower of the two middle ones), over the rounds that were
+// measured; when none was, the first skipped record stands for them.
+const rounds = (scenario, target) => results
+  .filter((r) => r.scenario === scenario && r.target === target)
+  .sort((x, y) => (x.round ?? 1) - (y.round ?? 1));
+const medianRound = (records) => {
+  const sorted = records.filter((r) => !r.skipped).sort((x, y) => x.rps - y.rps);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+};
+const result = (scenario, target) => {
+  const all = rounds(scenario, target);
+  return medianRound(all) ?? all[0];
+};
+const roundCount = Number(env.BENCH_ROUNDS)
+  || Math.max(1, ...results.map((r) => r.round ?? 1));
 
 const fmt = (n, digits = 0) => (n === undefined || n === null || Number.isNaN(n)
   ? '—'
@@ -64,6 +80,17 @@ p(`Closed loop: ${env.BENCH_CONCURRENCY} concurrent workers, each with one HTTP/
   + `(\`crates/loadgen\`, ${env.BENCH_LOADGEN_THREADS} thread) runs on the same machine and `
   + 'drives both servers with the same load, one after the other. requests/s counts successful '
   + 'requests (flows for the code flow); latencies are of successful requests.');
+p();
+p(roundCount > 1
+  ? `Each number is the median of ${roundCount} rounds: the available CPU of a shared VM drifts, so the `
+    + 'scenarios ran in rounds, and within a round each scenario ran against the targets alternately '
+    + '(pforte, then the peer), so that both saw the same drift. For each scenario and target, all '
+    + 'figures (requests/s, latencies, CPU, counts) are those of the round with the median '
+    + 'requests/s (of an even number of measured rounds, the lower of the two middle ones); '
+    + 'the row "per round" lists the requests/s of every round in order (and each round\'s ratio). '
+    + 'The ratios and the goals use the medians. A skipped round is left out of the median.'
+  : 'One round: each number is a single run (set ROUNDS for the median of several rounds, with '
+    + 'the targets alternating within a round).');
 p();
 
 const scenarios = [
@@ -123,19 +150,49 @@ for (const [id, title, unit, what] of scenarios) {
     p(`| ${label} | ${cells.join(' | ')} |`);
   };
   row(unit, (r) => r.rps, (v) => `**${fmt(v)}**`.replace('**—**', '—'));
+  if (targets.some((t) => rounds(id, t).length > 1) && targets.some((t) => medianRound(rounds(id, t)))) {
+    // Every round in order (— for a skipped one); the ratio column holds each round's ratio.
+    const perRound = targets.map((t) => rounds(id, t));
+    const cells = perRound.map((rs) => (rs.length ? rs.map((r) => (r.skipped ? '—' : fmt(r.rps))).join(' · ') : '—'));
+    if (both) {
+      const byRound = (t) => new Map(rounds(id, t).filter((r) => !r.skipped).map((r) => [r.round ?? 1, r.rps]));
+      const pa = byRound(PFORTE);
+      const pb = byRound(PEER);
+      const all = [...new Set([PFORTE, PEER].flatMap((t) => rounds(id, t).map((r) => r.round ?? 1)))]
+        .sort((x, y) => x - y);
+      cells.push(all.map((k) => ratio(pa.get(k), pb.get(k))).join(' · '));
+    }
+    p(`| ${unit} per round | ${cells.join(' | ')} |`);
+  }
   row('p50 latency (ms)', (r) => r.p50_ms, ms);
   row('p99 latency (ms)', (r) => r.p99_ms, ms);
   row('server CPU (cores)', (r) => r.server_cpu_cores, (v) => fmt(v, 2), false);
   row('load generator CPU (cores)', (r) => r.loadgen_cpu_cores, (v) => fmt(v, 2), false);
   row('successful / errors', (r) => r, (r) => (r ? `${fmt(r.requests)} / ${fmt(r.errors)}` : '—'), false);
   p();
+  let notes = false;
   for (const t of targets) {
     const r = result(id, t);
     if (!r) continue;
-    if (r.skipped) p(`- ${t}: **skipped** — ${r.skipped.replaceAll('|', '\\|')}`);
-    else if (r.errors > 0 && r.error_sample) p(`- ${t}: ${fmt(r.errors)} errors, e.g. ${r.error_sample.replaceAll('|', '\\|')}`);
+    if (r.skipped) {
+      p(`- ${t}: **skipped** — ${r.skipped.replaceAll('|', '\\|')}`);
+      notes = true;
+      continue;
+    }
+    for (const s of rounds(id, t).filter((x) => x.skipped)) {
+      p(`- ${t}: round ${s.round ?? 1} **skipped** (left out of the median) — ${s.skipped.replaceAll('|', '\\|')}`);
+      notes = true;
+    }
+    if (r.errors > 0 && r.error_sample) {
+      p(`- ${t}: ${fmt(r.errors)} errors (median round ${r.round ?? 1}), e.g. ${r.error_sample.replaceAll('|', '\\|')}`);
+      notes = true;
+    }
+    for (const o of rounds(id, t).filter((x) => !x.skipped && x !== r && x.errors > 0)) {
+      p(`- ${t}: round ${o.round ?? 1}: ${fmt(o.errors)} errors${o.error_sample ? `, e.g. ${o.error_sample.replaceAll('|', '\\|')}` : ''}`);
+      notes = true;
+    }
   }
-  if (rows.some(([, r]) => r && (r.skipped || r.errors > 0))) p();
+  if (notes) p();
 }
 
 p('## Start-up and memory');

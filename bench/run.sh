@@ -8,11 +8,18 @@
 # on 127.0.0.1:18080 and the peer on 127.0.0.1:18090, runs every scenario against both with
 # the same concurrency and duration, stops both, and writes BENCHMARKS.md at the repo root.
 #
+# The available CPU of a small shared VM drifts (by ±30% within minutes), so one run per target
+# gives unreliable ratios: the scenarios run in ROUNDS rounds, and within a round each scenario
+# runs against the targets alternately (pforte, then the peer), so that both see the same drift.
+# The report shows, per scenario and target, the round with the median requests/s, and the
+# requests/s of every round.
+#
 # Environment (all optional):
 #   TARGETS="pforte oidc-provider"    which servers to measure (e.g. TARGETS=oidc-provider)
 #   SCENARIOS="client-credentials refresh code-flow"   (also: discovery — a plain GET of the
 #                                     discovery document, to see the load generator's ceiling)
 #   CONCURRENCY=32  DURATION=10  WARMUP=2    workers, measured seconds, warm-up seconds
+#   ROUNDS=3                          rounds of all scenarios (the report takes the median)
 #   LOADGEN_THREADS=1                 threads of the load generator (it shares the machine)
 #   LOADGEN_ARGS=""                   more flags for every loadgen call (see loadgen --help)
 #   BENCH_OUT=BENCHMARKS.md           where to write the report
@@ -31,13 +38,14 @@ SCENARIOS=${SCENARIOS:-"client-credentials refresh code-flow"}
 CONCURRENCY=${CONCURRENCY:-32}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-3}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 BENCH_OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 PFORTE_PORT=${PFORTE_PORT:-18080}
 PEER_PORT=${PEER_PORT:-18090}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 COMMAND_LINE="bench/run.sh"
-for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP LOADGEN_THREADS LOADGEN_ARGS; do
+for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP ROUNDS LOADGEN_THREADS LOADGEN_ARGS; do
   # Record the non-default settings in the report's command line.
   case "$v" in
     TARGETS) [[ "$TARGETS" == "pforte oidc-provider" ]] && continue ;;
@@ -45,6 +53,7 @@ for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP LOADGEN_THREADS LOADGEN_A
     CONCURRENCY) [[ "$CONCURRENCY" == 32 ]] && continue ;;
     DURATION) [[ "$DURATION" == 10 ]] && continue ;;
     WARMUP) [[ "$WARMUP" == 2 ]] && continue ;;
+    ROUNDS) [[ "$ROUNDS" == 3 ]] && continue ;;
     LOADGEN_THREADS) [[ "$LOADGEN_THREADS" == 1 ]] && continue ;;
     LOADGEN_ARGS) [[ -z "${LOADGEN_ARGS:-}" ]] && continue ;;
   esac
@@ -61,6 +70,7 @@ for s in $SCENARIOS; do
   case "$s" in client-credentials | refresh | code-flow | discovery) ;; *) die "unknown scenario '$s'" ;; esac
 done
 [[ "$CONCURRENCY" =~ ^[1-9][0-9]*$ ]] || die "CONCURRENCY must be a positive integer"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ "$DURATION" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "DURATION must be a number of seconds"
 [[ "$WARMUP" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "WARMUP must be a number of seconds"
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
@@ -213,44 +223,51 @@ if want oidc-provider; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Scenarios: for each scenario, each target in turn, same load.
+# Scenarios: ROUNDS rounds; in each, for each scenario, the targets alternate (same load), so
+# that a drift of the machine's available CPU hits both alike. Every result line has its round.
 run_limit=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", d + w + 180 }')
-for scenario in $SCENARIOS; do
-  for target in $TARGETS; do
-    if [[ -z "${PID[$target]:-}" ]]; then
-      json kind=result scenario="$scenario" target="$target" skipped="server did not start" >>"$RESULTS"
-      continue
-    fi
-    log "$scenario against $target: C=$CONCURRENCY, ${WARMUP}s warm-up + ${DURATION}s"
-    # In the background and waited for, so that a signal to this script acts at once.
-    timeout "$run_limit" "$LOADGEN" --scenario "$scenario" --target "$target" \
-      --issuer "${ISSUER[$target]}" -c "$CONCURRENCY" -d "$DURATION" --warmup "$WARMUP" \
-      --threads "$LOADGEN_THREADS" --server-pid "${PID[$target]}" ${LOADGEN_ARGS:-} \
-      >"$WORK/out.json" 2>"$WORK/err.txt" &
-    LOADGEN_PID=$!
-    rc=0
-    wait "$LOADGEN_PID" || rc=$?
-    LOADGEN_PID=""
-    cat "$WORK/err.txt" >&2
-    if [[ $rc -eq 0 ]]; then
-      node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-        console.log(JSON.stringify({ kind: "result", ...r }));' "$WORK/out.json" >>"$RESULTS"
-      node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-        console.error(`[bench]   ${r.rps}/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, ${r.errors} errors` +
-          (r.error_sample ? ` (e.g. ${r.error_sample})` : ""));' "$WORK/out.json"
-    else
-      reason=$(grep -v '^loadgen: warning' "$WORK/err.txt" | tail -n 1 | sed 's/^loadgen: //')
-      [[ $rc -eq 124 ]] && reason="no result within ${run_limit}s"
-      [[ -z "$reason" ]] && reason="loadgen exited with status $rc"
-      log "  SKIPPED: $reason"
-      json kind=result scenario="$scenario" target="$target" skipped="$reason" >>"$RESULTS"
-    fi
-    if ! kill -0 "${PID[$target]}" 2>/dev/null; then
-      log "$target died during $scenario; its last output:"
-      tail -n 20 "$WORK/$target.out" "$WORK/$target.err" >&2 || true
-      unset "PID[$target]"
-    fi
-    sleep 1
+declare -A DIED
+for round in $(seq 1 "$ROUNDS"); do
+  for scenario in $SCENARIOS; do
+    for target in $TARGETS; do
+      if [[ -z "${PID[$target]:-}" ]]; then
+        json kind=result round="$round" scenario="$scenario" target="$target" \
+          skipped="${DIED[$target]:-server did not start}" >>"$RESULTS"
+        continue
+      fi
+      log "round $round/$ROUNDS: $scenario against $target: C=$CONCURRENCY, ${WARMUP}s warm-up + ${DURATION}s"
+      # In the background and waited for, so that a signal to this script acts at once.
+      timeout "$run_limit" "$LOADGEN" --scenario "$scenario" --target "$target" \
+        --issuer "${ISSUER[$target]}" -c "$CONCURRENCY" -d "$DURATION" --warmup "$WARMUP" \
+        --threads "$LOADGEN_THREADS" --server-pid "${PID[$target]}" ${LOADGEN_ARGS:-} \
+        >"$WORK/out.json" 2>"$WORK/err.txt" &
+      LOADGEN_PID=$!
+      rc=0
+      wait "$LOADGEN_PID" || rc=$?
+      LOADGEN_PID=""
+      cat "$WORK/err.txt" >&2
+      if [[ $rc -eq 0 ]]; then
+        node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+          console.log(JSON.stringify({ kind: "result", round: Number(process.argv[2]), ...r }));' \
+          "$WORK/out.json" "$round" >>"$RESULTS"
+        node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+          console.error(`[bench]   ${r.rps}/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, ${r.errors} errors` +
+            (r.error_sample ? ` (e.g. ${r.error_sample})` : ""));' "$WORK/out.json"
+      else
+        reason=$(grep -v '^loadgen: warning' "$WORK/err.txt" | tail -n 1 | sed 's/^loadgen: //')
+        [[ $rc -eq 124 ]] && reason="no result within ${run_limit}s"
+        [[ -z "$reason" ]] && reason="loadgen exited with status $rc"
+        log "  SKIPPED: $reason"
+        json kind=result round="$round" scenario="$scenario" target="$target" skipped="$reason" >>"$RESULTS"
+      fi
+      if ! kill -0 "${PID[$target]}" 2>/dev/null; then
+        log "$target died during $scenario (round $round); its last output:"
+        tail -n 20 "$WORK/$target.out" "$WORK/$target.err" >&2 || true
+        unset "PID[$target]"
+        DIED[$target]="server died during $scenario in round $round"
+      fi
+      sleep 1
+    done
   done
 done
 
@@ -286,7 +303,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 BENCH_COMMAND="$COMMAND_LINE" BENCH_CONCURRENCY="$CONCURRENCY" BENCH_DURATION="$DURATION" \
-  BENCH_WARMUP="$WARMUP" BENCH_LOADAVG="$LOADAVG_BEFORE" BENCH_LOADGEN_THREADS="$LOADGEN_THREADS" BENCH_TARGETS="$TARGETS" \
+  BENCH_WARMUP="$WARMUP" BENCH_ROUNDS="$ROUNDS" BENCH_LOADAVG="$LOADAVG_BEFORE" BENCH_LOADGEN_THREADS="$LOADGEN_THREADS" BENCH_TARGETS="$TARGETS" \
   BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates 2>/dev/null || echo '+dirty')" \
   node "$ROOT/bench/report.mjs" "$RESULTS" >"$BENCH_OUT.tmp"
 mv "$BENCH_OUT.tmp" "$BENCH_OUT"
