@@ -12,7 +12,8 @@
 //! of every other connection, so under write load their reads went back to the file (and
 //! took the WAL-index locks) each time; this connection's cache stays warm.
 //!
-//! Callers are answered only after COMMIT: a reply means the write is durable in the WAL
+//! Callers are answered only after COMMIT: a reply means the write is in the WAL (and, with
+//! `synchronous=NORMAL`, survives a crash of pforte; an OS crash may lose the last commits)
 //! and visible to everyone.
 
 use std::collections::VecDeque;
