@@ -249,6 +249,19 @@ fn purge(c: &Connection, now: Timestamp, session_idle_before: Timestamp) -> Stor
 }
 
 impl SqliteStore {
+    /// Runs one statement on the writer; evaluates to the number of rows it changed.
+    async fn execute<P>(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        params: P,
+    ) -> StoreResult<usize>
+    where
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.write(what, move |c| exec(c, what, sql, params)).await
+    }
+
     /// The `doc` column of at most one row of `sql`, decoded.
     async fn doc<T, const N: usize>(
         &self,
@@ -443,29 +456,26 @@ impl Store for SqliteStore {
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
         let amr = to_json("session amr", &session.amr)?;
         let s = session.clone();
-        self.write("create_session", move |c| {
-            exec(
-                c,
-                "create_session",
-                concat!(
-                    "INSERT INTO sessions (",
-                    session_cols!(),
-                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                ),
-                params![
-                    s.id,
-                    s.realm,
-                    s.user_id,
-                    s.auth_time,
-                    s.last_seen,
-                    s.acr,
-                    amr,
-                    s.idp
-                ],
-            )
-            .map(|_| ())
-        })
+        self.execute(
+            "create_session",
+            concat!(
+                "INSERT INTO sessions (",
+                session_cols!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
+            (
+                s.id,
+                s.realm,
+                s.user_id,
+                s.auth_time,
+                s.last_seen,
+                s.acr,
+                amr,
+                s.idp,
+            ),
+        )
         .await
+        .map(drop)
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
@@ -484,16 +494,13 @@ impl Store for SqliteStore {
 
     async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         let id = id.to_owned();
-        self.write("touch_session", move |c| {
-            exec(
-                c,
-                "touch_session",
-                "UPDATE sessions SET last_seen = ?2 WHERE id = ?1",
-                params![id, now],
-            )
-            .map(|_| ())
-        })
+        self.execute(
+            "touch_session",
+            "UPDATE sessions SET last_seen = ?2 WHERE id = ?1",
+            (id, now),
+        )
         .await
+        .map(drop)
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<()> {
@@ -520,36 +527,33 @@ impl Store for SqliteStore {
 
     async fn insert_code(&self, code: &AuthCode) -> StoreResult<()> {
         let k = code.clone();
-        self.write("insert_code", move |c| {
-            exec(
-                c,
-                "insert_code",
-                concat!(
-                    "INSERT INTO auth_codes (",
-                    code_cols!(),
-                    ", used) VALUES \
+        self.execute(
+            "insert_code",
+            concat!(
+                "INSERT INTO auth_codes (",
+                code_cols!(),
+                ", used) VALUES \
                      (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, FALSE)"
-                ),
-                params![
-                    k.code_hash,
-                    k.realm,
-                    k.client_id,
-                    k.user_id,
-                    k.session_id,
-                    k.grant_id,
-                    k.redirect_uri,
-                    k.scope,
-                    k.nonce,
-                    k.code_challenge,
-                    k.code_challenge_method,
-                    k.auth_time,
-                    k.acr,
-                    k.expires_at
-                ],
-            )
-            .map(|_| ())
-        })
+            ),
+            (
+                k.code_hash,
+                k.realm,
+                k.client_id,
+                k.user_id,
+                k.session_id,
+                k.grant_id,
+                k.redirect_uri,
+                k.scope,
+                k.nonce,
+                k.code_challenge,
+                k.code_challenge_method,
+                k.auth_time,
+                k.acr,
+                k.expires_at,
+            ),
+        )
         .await
+        .map(drop)
     }
 
     async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption> {
@@ -608,16 +612,13 @@ impl Store for SqliteStore {
 
     async fn revoke_grant(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
-        self.write("revoke_grant", move |c| {
-            exec(
-                c,
-                "revoke_grant",
-                "UPDATE grants SET revoked = TRUE WHERE id = ?1",
-                [id],
-            )
-            .map(|_| ())
-        })
+        self.execute(
+            "revoke_grant",
+            "UPDATE grants SET revoked = TRUE WHERE id = ?1",
+            (id,),
+        )
         .await
+        .map(drop)
     }
 
     async fn insert_grant_with_refresh(
@@ -690,19 +691,16 @@ impl Store for SqliteStore {
 
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
         let jti = jti.to_owned();
-        self.write("revoke_access_token", move |c| {
-            exec(
-                c,
-                "revoke_access_token",
-                "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?1, ?2) \
+        self.execute(
+            "revoke_access_token",
+            "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?1, ?2) \
                  ON CONFLICT (jti) DO UPDATE SET expires_at = CASE \
                  WHEN excluded.expires_at > revoked_access_tokens.expires_at \
                  THEN excluded.expires_at ELSE revoked_access_tokens.expires_at END",
-                params![jti, expires_at],
-            )
-            .map(|_| ())
-        })
+            (jti, expires_at),
+        )
         .await
+        .map(drop)
     }
 
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
@@ -763,38 +761,32 @@ impl Store for SqliteStore {
 
     async fn clear_login_failures(&self, realm: &str, key: &str) -> StoreResult<()> {
         let (realm, key) = (realm.to_owned(), key.to_owned());
-        self.write("clear_login_failures", move |c| {
-            exec(
-                c,
-                "clear_login_failures",
-                "DELETE FROM login_failures WHERE realm = ?1 AND key = ?2",
-                [realm, key],
-            )
-            .map(|_| ())
-        })
+        self.execute(
+            "clear_login_failures",
+            "DELETE FROM login_failures WHERE realm = ?1 AND key = ?2",
+            (realm, key),
+        )
         .await
+        .map(drop)
     }
 
     // --- flow state -------------------------------------------------------------------------
 
     async fn put_flow(&self, flow: &FlowState) -> StoreResult<()> {
         let f = flow.clone();
-        self.write("put_flow", move |c| {
-            exec(
-                c,
-                "put_flow",
-                concat!(
-                    "INSERT INTO flow_states (",
-                    flow_cols!(),
-                    ") VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET \
+        self.execute(
+            "put_flow",
+            concat!(
+                "INSERT INTO flow_states (",
+                flow_cols!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET \
                      realm = excluded.realm, kind = excluded.kind, data = excluded.data, \
                      expires_at = excluded.expires_at"
-                ),
-                params![f.id, f.realm, f.kind, f.data, f.expires_at],
-            )
-            .map(|_| ())
-        })
+            ),
+            (f.id, f.realm, f.kind, f.data, f.expires_at),
+        )
         .await
+        .map(drop)
     }
 
     async fn get_flow(&self, id: &str) -> StoreResult<Option<FlowState>> {
