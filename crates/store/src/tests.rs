@@ -376,3 +376,23 @@ fn import_self_conflicts() {
     ];
     assert!(import_self_conflict(&email).unwrap().contains("'a@x'"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connect_waits_for_a_lock_held_elsewhere() {
+    // A database in rollback-journal mode, locked by another connection for a moment:
+    // switching it to WAL must wait for the lock (busy timeout), not fail at once.
+    let db = TempDb::new();
+    let other = rusqlite::Connection::open(&db.0).unwrap();
+    other
+        .execute_batch("CREATE TABLE t (x INTEGER); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    let store = SqliteStore::connect(&db.url()).await;
+    release.join().unwrap();
+    let store = store.unwrap();
+    store.ping().await.unwrap();
+    store.close().await;
+}

@@ -114,6 +114,9 @@ fn open(url: &str) -> StoreResult<Connection> {
         Location::Memory => Connection::open_in_memory().map_err(|e| fail(&e))?,
         Location::File(path) => {
             let conn = Connection::open(&path).map_err(|e| fail(&e))?;
+            // Before the first statement: another process (a running server, `pforte
+            // import`) may hold a lock on the file right now.
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(&e))?;
             let mode: String = conn
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
                 .map_err(|e| fail(&e))?;
