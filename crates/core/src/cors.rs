@@ -34,20 +34,9 @@ mod tests {
 
     fn client(web_origins: &[&str]) -> Client {
         Client {
-            realm: "r".into(),
-            client_id: "c".into(),
-            name: None,
-            enabled: true,
-            public_client: true,
-            secret_hash: None,
             redirect_uris: vec!["https://app.example/cb".into()],
             web_origins: web_origins.iter().map(|s| (*s).to_owned()).collect(),
-            standard_flow_enabled: true,
-            service_accounts_enabled: false,
-            attributes: Default::default(),
-            protocol_mappers: vec![],
-            default_client_scopes: vec![],
-            optional_client_scopes: vec![],
+            ..Client::test_public()
         }
     }
 

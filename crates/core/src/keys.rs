@@ -240,20 +240,8 @@ mod tests {
         let mut attrs = std::collections::BTreeMap::new();
         attrs.insert("access.token.lifespan".to_owned(), "3600".to_owned());
         let client = Client {
-            realm: "r".into(),
-            client_id: "c".into(),
-            name: None,
-            enabled: true,
-            public_client: true,
-            secret_hash: None,
-            redirect_uris: vec![],
-            web_origins: vec![],
-            standard_flow_enabled: true,
-            service_accounts_enabled: false,
             attributes: attrs,
-            protocol_mappers: vec![],
-            default_client_scopes: vec![],
-            optional_client_scopes: vec![],
+            ..Client::test_public()
         };
         assert_eq!(key_retention(&realm, &[client]), 3600 + CLOCK_SKEW_SECONDS);
     }

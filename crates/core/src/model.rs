@@ -97,6 +97,30 @@ pub struct Client {
     pub optional_client_scopes: Vec<String>,
 }
 
+#[cfg(test)]
+impl Client {
+    /// A public client `c` of realm `r` with nothing else configured; tests set the fields
+    /// they are about on top (`Client { web_origins, ..Client::test_public() }`).
+    pub(crate) fn test_public() -> Client {
+        Client {
+            realm: "r".into(),
+            client_id: "c".into(),
+            name: None,
+            enabled: true,
+            public_client: true,
+            secret_hash: None,
+            redirect_uris: vec![],
+            web_origins: vec![],
+            standard_flow_enabled: true,
+            service_accounts_enabled: false,
+            attributes: BTreeMap::new(),
+            protocol_mappers: vec![],
+            default_client_scopes: vec![],
+            optional_client_scopes: vec![],
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtocolMapper {
     pub name: String,

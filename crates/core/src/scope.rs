@@ -83,22 +83,7 @@ mod tests {
     use super::*;
 
     fn client() -> Client {
-        Client {
-            realm: "r".into(),
-            client_id: "c".into(),
-            name: None,
-            enabled: true,
-            public_client: true,
-            secret_hash: None,
-            redirect_uris: vec![],
-            web_origins: vec![],
-            standard_flow_enabled: true,
-            service_accounts_enabled: false,
-            attributes: Default::default(),
-            protocol_mappers: vec![],
-            default_client_scopes: vec![],
-            optional_client_scopes: vec![],
-        }
+        Client::test_public()
     }
 
     #[test]

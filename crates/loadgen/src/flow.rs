@@ -102,10 +102,22 @@ pub async fn discovery(conn: &mut Conn, setup: &Setup) -> Result<()> {
 /// One refresh; returns the refresh token to use next (the rotated one, or the same one if the
 /// provider did not rotate).
 pub async fn refresh(conn: &mut Conn, setup: &Setup, refresh_token: &str) -> Result<String> {
-    let mut pairs = vec![
+    let pairs = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
     ];
+    let response = post_as_app(conn, setup, pairs).await?;
+    let t = tokens(&response, "refresh_token grant")?;
+    Ok(t.refresh_token.unwrap_or_else(|| refresh_token.to_owned()))
+}
+
+/// POSTs `pairs` to the token endpoint as the app client: Basic credentials when it is
+/// confidential, its `client_id` in the body when it is public.
+async fn post_as_app<'a>(
+    conn: &mut Conn,
+    setup: &'a Setup,
+    mut pairs: Vec<(&'a str, &'a str)>,
+) -> Result<Response> {
     if setup.app_basic.is_none() {
         pairs.push(("client_id", &setup.app_client_id));
     }
@@ -116,11 +128,8 @@ pub async fn refresh(conn: &mut Conn, setup: &Setup, refresh_token: &str) -> Res
         .map(|b| ("Authorization", b))
         .into_iter()
         .collect();
-    let response = conn
-        .post_form(&setup.token_endpoint, &headers, body.as_bytes())
-        .await?;
-    let t = tokens(&response, "refresh_token grant")?;
-    Ok(t.refresh_token.unwrap_or_else(|| refresh_token.to_owned()))
+    conn.post_form(&setup.token_endpoint, &headers, body.as_bytes())
+        .await
 }
 
 fn random_b64(n: usize) -> Result<String> {
@@ -225,25 +234,13 @@ pub async fn code_flow(
     let code =
         code.ok_or_else(|| anyhow!("no redirect to {} within 16 steps", setup.redirect_uri))?;
 
-    let mut pairs = vec![
+    let pairs = vec![
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
         ("redirect_uri", setup.redirect_uri.as_str()),
         ("code_verifier", verifier.as_str()),
     ];
-    if setup.app_basic.is_none() {
-        pairs.push(("client_id", &setup.app_client_id));
-    }
-    let body = form_encode(pairs);
-    let headers: Vec<(&str, &str)> = setup
-        .app_basic
-        .as_deref()
-        .map(|b| ("Authorization", b))
-        .into_iter()
-        .collect();
-    let response = conn
-        .post_form(&setup.token_endpoint, &headers, body.as_bytes())
-        .await?;
+    let response = post_as_app(conn, setup, pairs).await?;
     if trace {
         eprintln!(
             "loadgen: trace: POST {} (authorization_code) -> {}",

@@ -25,6 +25,11 @@ pub async fn login(server: &TestServer, browser: &mut Browser) -> (String, Strin
 }
 
 pub async fn redeem(server: &TestServer, code: &str, verifier: &str) -> reqwest::Response {
+    redeem_request(server, code, verifier).send().await.unwrap()
+}
+
+/// The code redemption of `demo-app`, ready to send (callers may add headers).
+pub fn redeem_request(server: &TestServer, code: &str, verifier: &str) -> reqwest::RequestBuilder {
     http_client()
         .post(server.url("/realms/demo/protocol/openid-connect/token"))
         .form(&[
@@ -34,9 +39,6 @@ pub async fn redeem(server: &TestServer, code: &str, verifier: &str) -> reqwest:
             ("client_id", "demo-app"),
             ("code_verifier", verifier),
         ])
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use pforte_testkit::{Browser, TestServer, http_client};
 use serde_json::Value;
 
-use crate::code_flow::{REDIRECT, login};
+use crate::code_flow::{login, redeem_request};
 
 const APP: &str = "http://127.0.0.1:8082";
 
@@ -20,16 +20,8 @@ async fn redeem_from(
     code: &str,
     verifier: &str,
 ) -> reqwest::Response {
-    http_client()
-        .post(server.url("/realms/demo/protocol/openid-connect/token"))
+    redeem_request(server, code, verifier)
         .header("Origin", origin)
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "demo-app"),
-            ("code_verifier", verifier),
-        ])
         .send()
         .await
         .unwrap()
