@@ -7,12 +7,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::model::{
-    AuthCode, Client, CodeRedemption, Grant, Realm, RefreshToken, Rotation, Timestamp,
+    AuthCode, Client, CodeRedemption, Grant, Realm, RefreshLookup, RefreshToken, Timestamp,
 };
 use crate::oauth::{ErrorCode, OAuthError, bounded};
 use crate::rng::Rng;
 use crate::secret::hash_token;
-use crate::store::{Store, StoreError};
+use crate::store::{RefreshOutcome, RefreshStep, Store, StoreError};
 use crate::tokens::{self, AuthContext, Principal, Signer, TokenResponse};
 use crate::{scope, session};
 
@@ -290,75 +290,41 @@ async fn refresh<S: Store>(
     let Some((family, old_hash)) = tokens::parse_refresh_token(presented) else {
         return Err(OAuthError::invalid_grant("refresh token not valid"));
     };
-    let Some(found) = store.get_refresh(family).await? else {
-        return Err(OAuthError::invalid_grant("refresh token not valid"));
+    let (new_plain, _, new_hash) = tokens::new_refresh_token(rng, Some(family));
+    let check = RefreshCheck {
+        realm: signer.realm.clone(),
+        client_id: client.client_id.clone(),
+        presented_hash: old_hash,
+        requested_scope: bounded("scope", req.scope.as_deref())?.map(str::to_owned),
+        successor_hash: new_hash,
+        now,
+    };
+    let (found, passed) = match store
+        .refresh_family(family, move |found| check.decide(found))
+        .await?
+    {
+        RefreshOutcome::Rotated(found, passed) => (found, passed),
+        RefreshOutcome::Unknown => {
+            return Err(OAuthError::invalid_grant("refresh token not valid"));
+        }
+        RefreshOutcome::Stale => return Err(OAuthError::invalid_grant(REPLAYED)),
+        RefreshOutcome::Refused(e) => return Err(e),
     };
     let grant = &found.grant;
-    if grant.realm != signer.realm.name || grant.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant(
-            "refresh token was issued to another client",
-        ));
-    }
-    if !tokens::same_hash(&old_hash, &found.token.token_hash) {
-        // A token of this family that is not the current one: rotated out, so someone
-        // holds a copy (the family id appears nowhere but in refresh tokens). End the family.
-        store.revoke_grant(&grant.id).await?;
-        return Err(OAuthError::invalid_grant(
-            "refresh token was already used; all tokens of this grant have been revoked",
-        ));
-    }
-    if grant.revoked {
-        return Err(OAuthError::invalid_grant("refresh token has been revoked"));
-    }
-    if found.token.expires_at <= now {
-        return Err(OAuthError::invalid_grant("refresh token has expired"));
-    }
-    let session = match &grant.session_id {
-        Some(_) => Some(
-            found
-                .session
-                .as_ref()
-                .filter(|s| session::is_active(signer.realm, s, now))
-                .ok_or_else(|| OAuthError::invalid_grant("session not active"))?,
-        ),
-        None => None,
-    };
-    let narrowed = scope::narrow(&found.token.scope, bounded("scope", req.scope.as_deref())?)
-        .map_err(OAuthError::invalid_scope)?;
+    // `decide` let the refresh through only with an enabled user.
     let user = found
         .user
         .as_ref()
-        .filter(|u| u.enabled)
         .ok_or_else(|| OAuthError::invalid_grant("user not found or disabled"))?;
-
-    let (new_plain, _, new_hash) = tokens::new_refresh_token(rng, Some(family));
-    let auth_time = session.as_ref().map_or(grant.auth_time, |s| s.auth_time);
-    let new = RefreshToken {
-        family: family.to_owned(),
-        token_hash: new_hash,
-        grant_id: grant.id.clone(),
-        // The refreshed token keeps the grant's scope; narrowing applies to this response.
-        scope: found.token.scope.clone(),
-        created_at: now,
-        expires_at: refresh_expiry(signer.realm, auth_time, now),
-    };
-    match store.rotate_refresh(&old_hash, &new).await? {
-        Rotation::Rotated => {}
-        Rotation::Stale => {
-            store.revoke_grant(&grant.id).await?;
-            return Err(OAuthError::invalid_grant(
-                "refresh token was already used; all tokens of this grant have been revoked",
-            ));
-        }
-    }
-    if let Some(s) = &session
+    if let Some(s) = &found.session
+        && grant.session_id.is_some()
         && session::needs_touch(s, now)
     {
         store.touch_session(&s.id, now).await?;
     }
     let auth = AuthContext {
         session_id: grant.session_id.as_deref(),
-        auth_time: Some(auth_time),
+        auth_time: Some(passed.auth_time),
         acr: grant.acr.as_deref(),
         nonce: None,
         grant_id: Some(&grant.id),
@@ -367,12 +333,99 @@ async fn refresh<S: Store>(
         signer,
         client,
         user,
-        &narrowed,
+        &passed.scope,
         &auth,
-        Some((new_plain, new.expires_at)),
+        Some((new_plain, passed.expires_at)),
         now,
         rng,
     )
+}
+
+const REPLAYED: &str = "refresh token was already used; all tokens of this grant have been revoked";
+
+/// The checks of a refresh grant, judged on the family as the store has just read it, so
+/// that reading and rotating are one store operation. Owned, because a store may run it on
+/// its own thread.
+struct RefreshCheck {
+    realm: Realm,
+    client_id: String,
+    presented_hash: String,
+    requested_scope: Option<String>,
+    successor_hash: String,
+    now: Timestamp,
+}
+
+/// What a refresh that passed its checks answers with.
+#[derive(Debug)]
+struct RefreshPassed {
+    /// The scope of this response (the request may narrow the grant's scope).
+    scope: String,
+    auth_time: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl RefreshCheck {
+    fn decide(self, found: &RefreshLookup) -> RefreshStep<RefreshPassed, OAuthError> {
+        let grant = &found.grant;
+        if grant.realm != self.realm.name || grant.client_id != self.client_id {
+            return RefreshStep::Refuse(OAuthError::invalid_grant(
+                "refresh token was issued to another client",
+            ));
+        }
+        if !tokens::same_hash(&self.presented_hash, &found.token.token_hash) {
+            // A token of this family that is not the current one: rotated out, so someone
+            // holds a copy (the family id appears nowhere but in refresh tokens). End the
+            // family.
+            return RefreshStep::RevokeGrant(OAuthError::invalid_grant(REPLAYED));
+        }
+        if grant.revoked {
+            return RefreshStep::Refuse(OAuthError::invalid_grant(
+                "refresh token has been revoked",
+            ));
+        }
+        if found.token.expires_at <= self.now {
+            return RefreshStep::Refuse(OAuthError::invalid_grant("refresh token has expired"));
+        }
+        let session = match &grant.session_id {
+            Some(_) => match found
+                .session
+                .as_ref()
+                .filter(|s| session::is_active(&self.realm, s, self.now))
+            {
+                Some(s) => Some(s),
+                None => {
+                    return RefreshStep::Refuse(OAuthError::invalid_grant("session not active"));
+                }
+            },
+            None => None,
+        };
+        let scope = match scope::narrow(&found.token.scope, self.requested_scope.as_deref()) {
+            Ok(s) => s,
+            Err(e) => return RefreshStep::Refuse(OAuthError::invalid_scope(e)),
+        };
+        if !found.user.as_ref().is_some_and(|u| u.enabled) {
+            return RefreshStep::Refuse(OAuthError::invalid_grant("user not found or disabled"));
+        }
+        let auth_time = session.map_or(grant.auth_time, |s| s.auth_time);
+        let expires_at = refresh_expiry(&self.realm, auth_time, self.now);
+        let successor = RefreshToken {
+            family: found.token.family.clone(),
+            token_hash: self.successor_hash,
+            grant_id: grant.id.clone(),
+            // The successor keeps the grant's scope; narrowing applies to this response.
+            scope: found.token.scope.clone(),
+            created_at: self.now,
+            expires_at,
+        };
+        RefreshStep::Rotate(
+            successor,
+            RefreshPassed {
+                scope,
+                auth_time,
+                expires_at,
+            },
+        )
+    }
 }
 
 fn client_credentials(

@@ -27,4 +27,4 @@ pub mod tokens;
 pub mod userinfo;
 
 pub use model::Timestamp;
-pub use store::{Store, StoreError, StoreResult};
+pub use store::{RefreshOutcome, RefreshStep, Store, StoreError, StoreResult};

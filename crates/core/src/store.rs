@@ -24,6 +24,36 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What a refresh decides about the family it found (see [`Store::refresh_family`]).
+#[derive(Debug)]
+pub enum RefreshStep<P, E> {
+    /// Replace the family's token with this successor (if it is still the one that was
+    /// read) and go on with `P`.
+    Rotate(RefreshToken, P),
+    /// A rotated-out token was presented: revoke the family's grant, then refuse with `E`.
+    RevokeGrant(E),
+    /// Refuse with `E`; write nothing.
+    Refuse(E),
+}
+
+/// How [`Store::refresh_family`] ended.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per refresh and moved once: boxing would only add an allocation"
+)]
+pub enum RefreshOutcome<P, E> {
+    /// No family of that id.
+    Unknown,
+    /// Rotated: the family as it was read, and what `decide` passed on.
+    Rotated(RefreshLookup, P),
+    /// `decide` chose to rotate, but another rotation of the same token came first: the
+    /// grant has been revoked.
+    Stale,
+    /// `decide` refused (and the grant has been revoked if it asked for that).
+    Refused(E),
+}
+
 /// Everything an import writes, applied in one transaction: all or nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RealmImport {
@@ -132,6 +162,46 @@ pub trait Store: Send + Sync + 'static {
         old_hash: &str,
         new: &RefreshToken,
     ) -> impl Future<Output = StoreResult<Rotation>> + Send;
+    /// A whole refresh as one store operation: reads the current token of `family` (as
+    /// [`Store::get_refresh`]), lets `decide` judge it, and carries out the decision: a
+    /// rotation by compare-and-swap on the hash that was read (a lost race revokes the
+    /// grant, as a replay would), or the grant's revocation. `decide` is pure and cheap;
+    /// a backend may run it on its own thread, inside its transaction.
+    ///
+    /// The default runs the separate steps; SQLite overrides it to spare the hand-offs to
+    /// its connection's thread.
+    fn refresh_family<P, E, F>(
+        &self,
+        family: &str,
+        decide: F,
+    ) -> impl Future<Output = StoreResult<RefreshOutcome<P, E>>> + Send
+    where
+        P: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&RefreshLookup) -> RefreshStep<P, E> + Send + 'static,
+    {
+        async move {
+            let Some(found) = self.get_refresh(family).await? else {
+                return Ok(RefreshOutcome::Unknown);
+            };
+            Ok(match decide(&found) {
+                RefreshStep::Rotate(new, passed) => {
+                    match self.rotate_refresh(&found.token.token_hash, &new).await? {
+                        Rotation::Rotated => RefreshOutcome::Rotated(found, passed),
+                        Rotation::Stale => {
+                            self.revoke_grant(&found.grant.id).await?;
+                            RefreshOutcome::Stale
+                        }
+                    }
+                }
+                RefreshStep::RevokeGrant(refusal) => {
+                    self.revoke_grant(&found.grant.id).await?;
+                    RefreshOutcome::Refused(refusal)
+                }
+                RefreshStep::Refuse(refusal) => RefreshOutcome::Refused(refusal),
+            })
+        }
+    }
 
     // --- access-token revocation (RFC 7009) --------------------------------------------
 

@@ -1,7 +1,9 @@
 //! Either backend, chosen by the URL scheme.
 
 use pforte_core::model::*;
-use pforte_core::store::{RealmImport, Store, StoreError, StoreResult};
+use pforte_core::store::{
+    RealmImport, RefreshOutcome, RefreshStep, Store, StoreError, StoreResult,
+};
 
 use std::sync::Arc;
 
@@ -203,6 +205,18 @@ impl Store for AnyStore {
     }
     async fn rotate_refresh(&self, old_hash: &str, new: &RefreshToken) -> StoreResult<Rotation> {
         delegate!(self.rotate_refresh(old_hash, new))
+    }
+    async fn refresh_family<P, E, F>(
+        &self,
+        family: &str,
+        decide: F,
+    ) -> StoreResult<RefreshOutcome<P, E>>
+    where
+        P: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&RefreshLookup) -> RefreshStep<P, E> + Send + 'static,
+    {
+        delegate!(self.refresh_family(family, decide))
     }
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
         delegate!(self.revoke_access_token(jti, expires_at))

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pforte_core::model::*;
-use pforte_core::store::{RealmImport, Store, StoreError, StoreResult};
+use pforte_core::store::{
+    RealmImport, RefreshOutcome, RefreshStep, Store, StoreError, StoreResult,
+};
 use pforte_jose::Alg;
 
 /// What a check returns: `Err` describes the first violated expectation.
@@ -80,6 +82,7 @@ pub async fn run_all<S: Store>(store: Arc<S>) -> CheckResult {
         ("codes", codes(s).await),
         ("grants", grants(s).await),
         ("refresh_rotation", refresh_rotation(s).await),
+        ("refresh_family", refresh_family(s).await),
         ("access_token_revocation", access_token_revocation(s).await),
         ("login_failures", login_failures(s).await),
         ("flows", flows(s).await),
@@ -91,6 +94,10 @@ pub async fn run_all<S: Store>(store: Arc<S>) -> CheckResult {
         (
             "concurrent_refresh_rotation",
             concurrent_refresh_rotation(store.clone()).await,
+        ),
+        (
+            "concurrent_refresh_family",
+            concurrent_refresh_family(store.clone()).await,
         ),
         (
             "concurrent_first_key",
@@ -924,6 +931,102 @@ pub async fn refresh_rotation<S: Store>(s: &S) -> CheckResult {
     Ok(())
 }
 
+async fn stored_family<S: Store>(s: &S, family: &str) -> Result<RefreshLookup, String> {
+    s.get_refresh(family)
+        .await
+        .ctx("get_refresh")?
+        .ok_or_else(|| "the family disappeared".to_owned())
+}
+
+/// The whole refresh as one operation: `decide` sees the stored family, and its decision is
+/// carried out (or nothing is written).
+pub async fn refresh_family<S: Store>(s: &S) -> CheckResult {
+    let g = grant(&unique("realm"), &unique("g"), None);
+    let family = unique("rt");
+    let t1 = refresh(&g.id, &family, NOW + 1000);
+    s.insert_grant_with_refresh(&g, Some(&t1))
+        .await
+        .ctx("insert_grant_with_refresh")?;
+    match s
+        .refresh_family(&unique("rt"), |_| -> RefreshStep<(), ()> {
+            RefreshStep::Refuse(())
+        })
+        .await
+        .ctx("refresh_family")?
+    {
+        RefreshOutcome::Unknown => {}
+        other => return Err(format!("unknown family: {other:?}")),
+    }
+
+    // Refuse: `decide` saw the stored family; nothing is written.
+    let expected = RefreshLookup {
+        token: t1.clone(),
+        grant: g.clone(),
+        user: None,
+        session: None,
+    };
+    let seen = expected.clone();
+    match s
+        .refresh_family(&family, move |found| -> RefreshStep<(), &'static str> {
+            if *found == seen {
+                RefreshStep::Refuse("no")
+            } else {
+                RefreshStep::Refuse("decide saw something else")
+            }
+        })
+        .await
+        .ctx("refresh_family")?
+    {
+        RefreshOutcome::Refused("no") => {}
+        other => return Err(format!("refuse: {other:?}")),
+    }
+    ensure_eq!(
+        stored_family(s, &family).await?,
+        expected,
+        "a refusal wrote"
+    );
+
+    // Rotate: the successor replaces the token; the outcome carries the family as read.
+    let t2 = RefreshToken {
+        token_hash: unique("h"),
+        created_at: NOW + 1,
+        expires_at: NOW + 2000,
+        ..t1.clone()
+    };
+    let successor = t2.clone();
+    match s
+        .refresh_family(&family, move |_| -> RefreshStep<u8, ()> {
+            RefreshStep::Rotate(successor, 7)
+        })
+        .await
+        .ctx("refresh_family")?
+    {
+        RefreshOutcome::Rotated(found, 7) if found == expected => {}
+        other => return Err(format!("rotate: {other:?}")),
+    }
+    ensure_eq!(
+        stored_family(s, &family).await?.token,
+        t2.clone(),
+        "the successor"
+    );
+
+    // RevokeGrant: the grant is revoked, the token stays.
+    match s
+        .refresh_family(&family, |_| -> RefreshStep<(), u8> {
+            RefreshStep::RevokeGrant(3)
+        })
+        .await
+        .ctx("refresh_family")?
+    {
+        RefreshOutcome::Refused(3) => {}
+        other => return Err(format!("revoke: {other:?}")),
+    }
+    let after = stored_family(s, &family).await?;
+    ensure!(after.grant.revoked, "RevokeGrant did not revoke the grant");
+    ensure_eq!(after.token, t2, "RevokeGrant changed the token");
+    Ok(())
+}
+
 pub async fn access_token_revocation<S: Store>(s: &S) -> CheckResult {
     let (jti, other) = (unique("jti"), unique("jti"));
     ensure!(
@@ -1294,6 +1397,57 @@ pub async fn concurrent_refresh_rotation<S: Store>(store: Arc<S>) -> CheckResult
         news.contains(&current),
         "the family's token is none of the rotations: {current:?}"
     );
+    Ok(())
+}
+
+/// Ten refreshes of one token at once, each rotating only the token it presented (as the
+/// refresh grant does): exactly one rotates; every other one ends the grant.
+pub async fn concurrent_refresh_family<S: Store>(store: Arc<S>) -> CheckResult {
+    let g = grant(&unique("realm"), &unique("g"), None);
+    let family = unique("rt");
+    let t1 = refresh(&g.id, &family, NOW + 100);
+    store
+        .insert_grant_with_refresh(&g, Some(&t1))
+        .await
+        .ctx("insert_grant_with_refresh")?;
+    let tasks = (0..10)
+        .map(|_| {
+            let (store, family, presented) = (store.clone(), family.clone(), t1.token_hash.clone());
+            let successor = RefreshToken {
+                token_hash: unique("h"),
+                ..t1.clone()
+            };
+            tokio::spawn(async move {
+                let outcome = store
+                    .refresh_family(&family, move |found| -> RefreshStep<(), ()> {
+                        if found.token.token_hash == presented {
+                            RefreshStep::Rotate(successor, ())
+                        } else {
+                            RefreshStep::RevokeGrant(())
+                        }
+                    })
+                    .await?;
+                Ok::<_, StoreError>(match outcome {
+                    RefreshOutcome::Rotated(..) => "rotated",
+                    RefreshOutcome::Stale | RefreshOutcome::Refused(()) => "ended",
+                    RefreshOutcome::Unknown => "unknown",
+                })
+            })
+        })
+        .collect();
+    let results = join_all(tasks).await?;
+    let rotated = results.iter().filter(|r| **r == "rotated").count();
+    let ended = results.iter().filter(|r| **r == "ended").count();
+    ensure!(
+        rotated == 1 && ended == 9,
+        "{rotated} rotated and {ended} ended of 10"
+    );
+    let after = store
+        .get_refresh(&family)
+        .await
+        .ctx("get_refresh")?
+        .ok_or("family disappeared")?;
+    ensure!(after.grant.revoked, "the replays did not revoke the grant");
     Ok(())
 }
 
