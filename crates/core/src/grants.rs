@@ -478,6 +478,189 @@ fn client_credentials(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::model::{Grant, Session, User};
+
+    const NOW: Timestamp = 1_700_000_000;
+
+    /// A family as the store would hand it to `decide`: a session login an hour ago, seen
+    /// a minute ago, with an enabled user.
+    fn family() -> RefreshLookup {
+        let grant = Grant {
+            id: "g1".into(),
+            realm: "r".into(),
+            client_id: "app".into(),
+            user_id: "u1".into(),
+            session_id: Some("s1".into()),
+            scope: "openid profile email".into(),
+            auth_time: NOW - 3600,
+            acr: None,
+            created_at: NOW - 3600,
+            revoked: false,
+        };
+        RefreshLookup {
+            token: RefreshToken {
+                family: "fam".into(),
+                token_hash: "current".into(),
+                grant_id: "g1".into(),
+                scope: "openid profile email".into(),
+                created_at: NOW - 60,
+                expires_at: NOW + 600,
+            },
+            user: Some(User {
+                id: "u1".into(),
+                realm: "r".into(),
+                username: "alice".into(),
+                email: None,
+                email_verified: false,
+                first_name: None,
+                last_name: None,
+                enabled: true,
+                attributes: Default::default(),
+                realm_roles: Vec::new(),
+                password_hash: None,
+                created_at: NOW - 86_400,
+            }),
+            session: Some(Session {
+                id: "s1".into(),
+                realm: "r".into(),
+                user_id: "u1".into(),
+                auth_time: NOW - 3600,
+                last_seen: NOW - 60,
+                acr: None,
+                amr: Vec::new(),
+                idp: None,
+            }),
+            grant,
+        }
+    }
+
+    fn check(presented: &str, scope: Option<&str>) -> RefreshCheck {
+        RefreshCheck {
+            realm: Realm::new("r"),
+            client_id: "app".into(),
+            presented_hash: presented.into(),
+            requested_scope: scope.map(str::to_owned),
+            successor_hash: "next".into(),
+            now: NOW,
+        }
+    }
+
+    fn refusal(step: RefreshStep<RefreshPassed, OAuthError>) -> (&'static str, String) {
+        match step {
+            RefreshStep::Refuse(e) => ("refuse", e.description),
+            RefreshStep::RevokeGrant(e) => ("revoke", e.description),
+            RefreshStep::Rotate(..) => ("rotate", String::new()),
+        }
+    }
+
+    #[test]
+    fn refresh_check_rotates_the_current_token() {
+        let RefreshStep::Rotate(next, passed) =
+            check("current", Some("openid email")).decide(&family())
+        else {
+            panic!("a valid refresh was refused");
+        };
+        assert_eq!(next.family, "fam");
+        assert_eq!(next.token_hash, "next");
+        assert_eq!(next.grant_id, "g1");
+        assert_eq!(
+            next.scope, "openid profile email",
+            "the successor keeps the scope"
+        );
+        assert_eq!(next.created_at, NOW);
+        // Idle timeout (1800 s) from now; the session's max lifespan ends later.
+        assert_eq!(next.expires_at, NOW + 1800);
+        assert_eq!(passed.scope, "openid email", "the response is narrowed");
+        assert_eq!(passed.auth_time, NOW - 3600);
+        assert_eq!(passed.expires_at, NOW + 1800);
+    }
+
+    #[test]
+    fn refresh_check_never_outlives_the_session() {
+        let mut f = family();
+        let realm = Realm::new("r");
+        let auth_time = NOW - realm.sso_session_max_lifespan + 100;
+        if let Some(s) = f.session.as_mut() {
+            s.auth_time = auth_time;
+        }
+        let RefreshStep::Rotate(next, _) = check("current", None).decide(&f) else {
+            panic!("refused");
+        };
+        assert_eq!(next.expires_at, auth_time + realm.sso_session_max_lifespan);
+    }
+
+    #[test]
+    fn refresh_check_refusals() {
+        let f = family();
+        assert_eq!(
+            refusal(check("old", None).decide(&f)).0,
+            "revoke",
+            "a rotated-out token ends the grant"
+        );
+        let mut other = check("current", None);
+        other.client_id = "someone-else".into();
+        let (kind, why) = refusal(other.decide(&f));
+        assert_eq!(
+            kind, "refuse",
+            "another client's token is refused, not revoked"
+        );
+        assert!(why.contains("another client"), "{why}");
+        let mut other_realm = check("current", None);
+        other_realm.realm = Realm::new("r2");
+        assert_eq!(refusal(other_realm.decide(&f)).0, "refuse");
+
+        let mut revoked = family();
+        revoked.grant.revoked = true;
+        assert!(
+            refusal(check("current", None).decide(&revoked))
+                .1
+                .contains("revoked")
+        );
+        let mut expired = family();
+        expired.token.expires_at = NOW;
+        assert!(
+            refusal(check("current", None).decide(&expired))
+                .1
+                .contains("expired")
+        );
+        let mut idle = family();
+        if let Some(s) = idle.session.as_mut() {
+            s.last_seen = NOW - 1800;
+        }
+        assert!(
+            refusal(check("current", None).decide(&idle))
+                .1
+                .contains("session")
+        );
+        let mut gone = family();
+        gone.session = None;
+        assert!(
+            refusal(check("current", None).decide(&gone))
+                .1
+                .contains("session")
+        );
+        let mut disabled = family();
+        if let Some(u) = disabled.user.as_mut() {
+            u.enabled = false;
+        }
+        assert!(
+            refusal(check("current", None).decide(&disabled))
+                .1
+                .contains("disabled")
+        );
+        let mut deleted = family();
+        deleted.user = None;
+        assert!(
+            refusal(check("current", None).decide(&deleted))
+                .1
+                .contains("disabled")
+        );
+        let wider = check("current", Some("openid offline_access")).decide(&f);
+        assert!(
+            matches!(wider, RefreshStep::Refuse(ref e) if e.code == ErrorCode::InvalidScope),
+            "widening the scope: {wider:?}"
+        );
+    }
 
     #[test]
     fn pkce_rules() {
