@@ -2,6 +2,8 @@
 //! (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and `none` for public
 //! clients.
 
+use std::sync::Arc;
+
 use crate::model::Client;
 use crate::oauth::OAuthError;
 use crate::secret;
@@ -25,7 +27,7 @@ pub async fn authenticate<S: Store>(
     store: &S,
     realm: &str,
     presented: &PresentedClient,
-) -> Result<Client, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let (client_id, secret) = match (&presented.basic, &presented.client_secret) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(

@@ -45,7 +45,7 @@ pub async fn import_realm<S: Store>(
     let existing_users = store.list_users(&name).await.map_err(store_err)?;
     let import = representation::to_import(
         &parsed,
-        existing_realm.as_ref(),
+        existing_realm.as_deref(),
         &existing_users,
         now,
         cost,

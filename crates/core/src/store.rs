@@ -6,6 +6,7 @@
 //! transaction.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::model::*;
 
@@ -72,13 +73,15 @@ pub trait Store: Send + Sync + 'static {
     /// Users are matched by `id`; a user whose username or email belongs to another id
     /// in the same realm is a `Conflict` and nothing is written.
     fn apply_import(&self, import: &RealmImport) -> impl Future<Output = StoreResult<()>> + Send;
-    fn get_realm(&self, name: &str) -> impl Future<Output = StoreResult<Option<Realm>>> + Send;
+    /// Shared: realms and clients are read on every request and cached by the store.
+    fn get_realm(&self, name: &str)
+    -> impl Future<Output = StoreResult<Option<Arc<Realm>>>> + Send;
     fn list_realms(&self) -> impl Future<Output = StoreResult<Vec<Realm>>> + Send;
     fn get_client(
         &self,
         realm: &str,
         client_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<Arc<Client>>>> + Send;
     fn list_clients(&self, realm: &str) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
     fn get_user(
         &self,

@@ -111,7 +111,7 @@ impl Store for AnyStore {
         }
         result
     }
-    async fn get_realm(&self, name: &str) -> StoreResult<Option<Realm>> {
+    async fn get_realm(&self, name: &str) -> StoreResult<Option<Arc<Realm>>> {
         if let Some(hit) = self.cache.realm(name) {
             return Ok(hit);
         }
@@ -122,7 +122,7 @@ impl Store for AnyStore {
     async fn list_realms(&self) -> StoreResult<Vec<Realm>> {
         delegate!(self.list_realms())
     }
-    async fn get_client(&self, realm: &str, client_id: &str) -> StoreResult<Option<Client>> {
+    async fn get_client(&self, realm: &str, client_id: &str) -> StoreResult<Option<Arc<Client>>> {
         if let Some(hit) = self.cache.client(realm, client_id) {
             return Ok(hit);
         }

@@ -3,13 +3,18 @@
 //! truth: entries live `TTL`, so another node's change is seen within that time; this
 //! node's own imports invalidate immediately.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::hash::Hash;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use pforte_core::model::{Client, Realm};
 
 pub const TTL: Duration = Duration::from_secs(5);
+
+/// Bound per map: a flood of lookups for made-up names must not grow memory for ever.
+const MAX_ENTRIES: usize = 10_000;
 
 struct Entry<T> {
     at: Instant,
@@ -17,36 +22,50 @@ struct Entry<T> {
 }
 
 type Map<K, T> = RwLock<HashMap<K, Entry<T>>>;
+/// Clients by realm, then by client id.
+type ClientMap = RwLock<HashMap<String, HashMap<String, Entry<Option<Arc<Client>>>>>>;
 
-/// One map per kind; reads take a shared lock, misses a short exclusive one.
+/// One map per kind; reads take a shared lock, misses a short exclusive one. Realms and
+/// clients are shared (`Arc`): a hit costs no copy of a client's mappers and URIs, and a
+/// lookup allocates nothing (clients are keyed by realm, then by client id).
 pub struct ReadCache {
-    realms: Map<String, Option<Realm>>,
-    clients: Map<(String, String), Option<Client>>,
+    realms: Map<String, Option<Arc<Realm>>>,
+    clients: ClientMap,
     client_lists: Map<String, Vec<Client>>,
 }
 
-fn lookup<K: std::hash::Hash + Eq, T: Clone>(map: &Map<K, T>, key: &K) -> Option<T> {
-    let guard = map.read().ok()?;
-    let e = guard.get(key)?;
+fn fresh<T: Clone>(e: &Entry<T>) -> Option<T> {
     (e.at.elapsed() < TTL).then(|| e.value.clone())
 }
 
-fn remember<K: std::hash::Hash + Eq, T>(map: &Map<K, T>, key: K, value: T) {
-    if let Ok(mut guard) = map.write() {
-        // Bounded: a flood of lookups for made-up names must not grow memory for ever.
-        if guard.len() > 10_000 {
-            guard.retain(|_, e| e.at.elapsed() < TTL);
-            if guard.len() > 10_000 {
-                guard.clear();
-            }
+fn lookup<K, Q, T>(map: &Map<K, T>, key: &Q) -> Option<T>
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+    T: Clone,
+{
+    fresh(map.read().ok()?.get(key)?)
+}
+
+fn insert_bounded<K: Hash + Eq, T>(map: &mut HashMap<K, Entry<T>>, key: K, value: T) {
+    if map.len() >= MAX_ENTRIES {
+        map.retain(|_, e| e.at.elapsed() < TTL);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
         }
-        guard.insert(
-            key,
-            Entry {
-                at: Instant::now(),
-                value,
-            },
-        );
+    }
+    map.insert(
+        key,
+        Entry {
+            at: Instant::now(),
+            value,
+        },
+    );
+}
+
+fn remember<K: Hash + Eq, T>(map: &Map<K, T>, key: K, value: T) {
+    if let Ok(mut guard) = map.write() {
+        insert_bounded(&mut guard, key, value);
     }
 }
 
@@ -59,28 +78,30 @@ impl ReadCache {
         }
     }
 
-    pub fn realm(&self, name: &str) -> Option<Option<Realm>> {
-        lookup(&self.realms, &name.to_owned())
+    pub fn realm(&self, name: &str) -> Option<Option<Arc<Realm>>> {
+        lookup(&self.realms, name)
     }
 
-    pub fn put_realm(&self, name: &str, realm: Option<Realm>) {
+    pub fn put_realm(&self, name: &str, realm: Option<Arc<Realm>>) {
         remember(&self.realms, name.to_owned(), realm);
     }
 
-    pub fn client(&self, realm: &str, client_id: &str) -> Option<Option<Client>> {
-        lookup(&self.clients, &(realm.to_owned(), client_id.to_owned()))
+    pub fn client(&self, realm: &str, client_id: &str) -> Option<Option<Arc<Client>>> {
+        fresh(self.clients.read().ok()?.get(realm)?.get(client_id)?)
     }
 
-    pub fn put_client(&self, realm: &str, client_id: &str, client: Option<Client>) {
-        remember(
-            &self.clients,
-            (realm.to_owned(), client_id.to_owned()),
-            client,
-        );
+    pub fn put_client(&self, realm: &str, client_id: &str, client: Option<Arc<Client>>) {
+        if let Ok(mut guard) = self.clients.write() {
+            if !guard.contains_key(realm) && guard.len() >= MAX_ENTRIES {
+                guard.clear();
+            }
+            let of_realm = guard.entry(realm.to_owned()).or_default();
+            insert_bounded(of_realm, client_id.to_owned(), client);
+        }
     }
 
     pub fn clients(&self, realm: &str) -> Option<Vec<Client>> {
-        lookup(&self.client_lists, &realm.to_owned())
+        lookup(&self.client_lists, realm)
     }
 
     pub fn put_clients(&self, realm: &str, clients: Vec<Client>) {
@@ -93,7 +114,7 @@ impl ReadCache {
             g.remove(realm);
         }
         if let Ok(mut g) = self.clients.write() {
-            g.retain(|(r, _), _| r != realm);
+            g.remove(realm);
         }
         if let Ok(mut g) = self.client_lists.write() {
             g.remove(realm);
@@ -108,16 +129,18 @@ mod tests {
     #[test]
     fn invalidate_forgets_only_that_realm() {
         let c = ReadCache::new();
-        c.put_realm("a", Some(Realm::new("a")));
+        c.put_realm("a", Some(Arc::new(Realm::new("a"))));
         c.put_realm("b", None);
         c.put_clients("a", vec![]);
         c.put_client("a", "x", None);
-        assert_eq!(c.realm("a"), Some(Some(Realm::new("a"))));
+        c.put_client("b", "x", None);
+        assert_eq!(c.realm("a"), Some(Some(Arc::new(Realm::new("a")))));
         assert_eq!(c.realm("b"), Some(None), "misses are cached too");
         c.invalidate("a");
         assert_eq!(c.realm("a"), None);
         assert_eq!(c.clients("a"), None);
         assert_eq!(c.client("a", "x"), None);
         assert_eq!(c.realm("b"), Some(None));
+        assert_eq!(c.client("b", "x"), Some(None), "other realms' clients stay");
     }
 }

@@ -431,7 +431,8 @@ macro_rules! impl_store {
             async fn get_realm(
                 &self,
                 name: &str,
-            ) -> pforte_core::store::StoreResult<Option<pforte_core::model::Realm>> {
+            ) -> pforte_core::store::StoreResult<Option<std::sync::Arc<pforte_core::model::Realm>>>
+            {
                 use $crate::common::*;
                 let doc: Option<String> =
                     sqlx::query_scalar("SELECT doc FROM realms WHERE name = $1")
@@ -439,7 +440,8 @@ macro_rules! impl_store {
                         .fetch_optional(self.reader())
                         .await
                         .map_err(err("get_realm"))?;
-                doc.map(|d| from_json("realm", &d)).transpose()
+                doc.map(|d| from_json("realm", &d).map(std::sync::Arc::new))
+                    .transpose()
             }
 
             async fn list_realms(
@@ -457,7 +459,8 @@ macro_rules! impl_store {
                 &self,
                 realm: &str,
                 client_id: &str,
-            ) -> pforte_core::store::StoreResult<Option<pforte_core::model::Client>> {
+            ) -> pforte_core::store::StoreResult<Option<std::sync::Arc<pforte_core::model::Client>>>
+            {
                 use $crate::common::*;
                 let doc: Option<String> = sqlx::query_scalar(
                     "SELECT doc FROM clients WHERE realm = $1 AND client_id = $2",
@@ -467,7 +470,8 @@ macro_rules! impl_store {
                 .fetch_optional(self.reader())
                 .await
                 .map_err(err("get_client"))?;
-                doc.map(|d| from_json("client", &d)).transpose()
+                doc.map(|d| from_json("client", &d).map(std::sync::Arc::new))
+                    .transpose()
             }
 
             async fn list_clients(

@@ -275,7 +275,7 @@ pub async fn realms_clients_users<S: Store>(s: &S) -> CheckResult {
     s.apply_import(&import).await.ctx("apply_import")?;
 
     ensure_eq!(
-        s.get_realm(&r).await.ctx("get_realm")?,
+        s.get_realm(&r).await.ctx("get_realm")?.as_deref().cloned(),
         Some(realm(&r)),
         "get_realm"
     );
@@ -286,7 +286,11 @@ pub async fn realms_clients_users<S: Store>(s: &S) -> CheckResult {
     );
 
     ensure_eq!(
-        s.get_client(&r, "web").await.ctx("get_client")?,
+        s.get_client(&r, "web")
+            .await
+            .ctx("get_client")?
+            .as_deref()
+            .cloned(),
         Some(client(&r, "web")),
         "get_client"
     );
@@ -393,12 +397,16 @@ pub async fn import_replaces_by_id<S: Store>(s: &S) -> CheckResult {
     .await
     .ctx("apply_import (swap)")?;
     ensure_eq!(
-        s.get_realm(&r).await.ctx("get_realm")?,
+        s.get_realm(&r).await.ctx("get_realm")?.as_deref().cloned(),
         Some(realm2),
         "realm replaced"
     );
     ensure_eq!(
-        s.get_client(&r, "web").await.ctx("get_client")?,
+        s.get_client(&r, "web")
+            .await
+            .ctx("get_client")?
+            .as_deref()
+            .cloned(),
         Some(web2),
         "client replaced"
     );
@@ -513,7 +521,7 @@ pub async fn import_conflict_writes_nothing<S: Store>(s: &S) -> CheckResult {
         .await;
     is_conflict_naming(result, "dora@example.org")?;
     ensure_eq!(
-        s.get_realm(&r).await.ctx("get_realm")?,
+        s.get_realm(&r).await.ctx("get_realm")?.as_deref().cloned(),
         Some(realm(&r)),
         "realm changed"
     );

@@ -88,7 +88,10 @@ async fn sqlite_migrations_are_idempotent() {
 
     let second = SqliteStore::connect(&db.url()).await.unwrap();
     second.ping().await.unwrap();
-    assert_eq!(second.get_realm(&realm.name).await.unwrap(), Some(realm));
+    assert_eq!(
+        second.get_realm(&realm.name).await.unwrap().as_deref(),
+        Some(&realm)
+    );
     let rows: Vec<(i64, String)> = second
         .raw(|c| {
             let mut stmt =
@@ -203,7 +206,10 @@ async fn sqlite_another_process_may_write_meanwhile() {
     .await
     .unwrap();
     cli.close().await;
-    assert_eq!(server.get_realm(&realm.name).await.unwrap(), Some(realm));
+    assert_eq!(
+        server.get_realm(&realm.name).await.unwrap().as_deref(),
+        Some(&realm)
+    );
     server.close().await;
 }
 

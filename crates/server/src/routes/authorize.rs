@@ -69,7 +69,7 @@ async fn authorize(
         },
         None => None,
     };
-    let req = match authorize::validate(&issuer, client.as_ref(), &p) {
+    let req = match authorize::validate(&issuer, client.as_deref(), &p) {
         Ok(r) => r,
         Err(AuthorizeError::Page(msg)) => {
             return pages::error(t, &*state.rng, StatusCode::BAD_REQUEST, &msg);

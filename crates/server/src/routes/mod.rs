@@ -7,6 +7,8 @@ mod oidc;
 mod token;
 mod userinfo;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -74,7 +76,7 @@ async fn not_found() -> ApiError {
 }
 
 /// The enabled realm of that name, or the 404 that clients of Keycloak expect.
-pub(crate) async fn realm(state: &AppState, name: &str) -> Result<Realm, ApiError> {
+pub(crate) async fn realm(state: &AppState, name: &str) -> Result<Arc<Realm>, ApiError> {
     // PostgreSQL cannot hold NUL in text: such a name is no realm, not a database failure.
     if name.len() > 255 || name.contains('\0') {
         return Err(ApiError::realm_not_found(name));

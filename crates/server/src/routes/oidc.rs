@@ -18,7 +18,7 @@ use crate::state::AppState;
 
 /// A realm with its keys and issuer: what every token operation needs.
 pub struct RealmContext {
-    pub realm: Realm,
+    pub realm: Arc<Realm>,
     pub keys: Arc<RealmKeys>,
     pub issuer: String,
 }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, header};
@@ -127,7 +129,7 @@ pub async fn token(
             .await
             .ok()
             .flatten();
-        cors::allow_for_client(&mut res, Some(origin), client.as_ref());
+        cors::allow_for_client(&mut res, Some(origin), client.as_deref());
     }
     res
 }
@@ -139,7 +141,7 @@ async fn client_and_token(
     realm: &str,
     headers: &HeaderMap,
     form: Result<Form<TokenOnlyForm>, FormRejection>,
-) -> Result<(RealmContext, Client, String), Response> {
+) -> Result<(RealmContext, Arc<Client>, String), Response> {
     let ctx = RealmContext::load(state, realm)
         .await
         .map_err(IntoResponse::into_response)?;

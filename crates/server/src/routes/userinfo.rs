@@ -93,7 +93,7 @@ async fn handle(
                 .await
                 .ok()
                 .flatten();
-            cors::allow_for_client(&mut res, Some(origin), client.as_ref());
+            cors::allow_for_client(&mut res, Some(origin), client.as_deref());
         }
     }
     res

@@ -2,6 +2,8 @@
 //! `?N` parameters, run on the connection's thread through [`SqliteStore::read`] and
 //! [`SqliteStore::write`] (a savepoint of the group's transaction per operation).
 
+use std::sync::Arc;
+
 use pforte_core::model::*;
 use pforte_core::store::{
     RealmImport, RefreshOutcome, RefreshStep, Store, StoreError, StoreResult,
@@ -349,9 +351,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_realm(&self, name: &str) -> StoreResult<Option<Realm>> {
+    async fn get_realm(&self, name: &str) -> StoreResult<Option<Arc<Realm>>> {
         let sql = "SELECT doc FROM realms WHERE name = ?1";
-        self.doc("get_realm", sql, [name]).await
+        Ok(self.doc("get_realm", sql, [name]).await?.map(Arc::new))
     }
 
     async fn list_realms(&self) -> StoreResult<Vec<Realm>> {
@@ -359,9 +361,12 @@ impl Store for SqliteStore {
         self.docs("list_realms", sql, []).await
     }
 
-    async fn get_client(&self, realm: &str, client_id: &str) -> StoreResult<Option<Client>> {
+    async fn get_client(&self, realm: &str, client_id: &str) -> StoreResult<Option<Arc<Client>>> {
         let sql = "SELECT doc FROM clients WHERE realm = ?1 AND client_id = ?2";
-        self.doc("get_client", sql, [realm, client_id]).await
+        Ok(self
+            .doc("get_client", sql, [realm, client_id])
+            .await?
+            .map(Arc::new))
     }
 
     async fn list_clients(&self, realm: &str) -> StoreResult<Vec<Client>> {
