@@ -174,18 +174,13 @@ mod tests {
 
     fn user() -> User {
         User {
-            id: "u1".into(),
-            realm: "r".into(),
-            username: "alice".into(),
             email: Some("alice@example.org".into()),
             email_verified: true,
             first_name: Some("Alice".into()),
             last_name: Some("Example".into()),
-            enabled: true,
             attributes: BTreeMap::from([("kvnr".into(), vec!["A123456780".into()])]),
             realm_roles: vec!["patient".into()],
-            password_hash: None,
-            created_at: 0,
+            ..User::new("u1", "r", "alice", 0)
         }
     }
 

@@ -506,20 +506,7 @@ mod tests {
                 created_at: NOW - 60,
                 expires_at: NOW + 600,
             },
-            user: Some(User {
-                id: "u1".into(),
-                realm: "r".into(),
-                username: "alice".into(),
-                email: None,
-                email_verified: false,
-                first_name: None,
-                last_name: None,
-                enabled: true,
-                attributes: Default::default(),
-                realm_roles: Vec::new(),
-                password_hash: None,
-                created_at: NOW - 86_400,
-            }),
+            user: Some(User::new("u1", "r", "alice", NOW - 86_400)),
             session: Some(Session {
                 id: "s1".into(),
                 realm: "r".into(),
@@ -609,52 +596,30 @@ mod tests {
         other_realm.realm = Realm::new("r2");
         assert_eq!(refusal(other_realm.decide(&f)).0, "refuse");
 
-        let mut revoked = family();
-        revoked.grant.revoked = true;
-        assert!(
-            refusal(check("current", None).decide(&revoked))
-                .1
-                .contains("revoked")
-        );
-        let mut expired = family();
-        expired.token.expires_at = NOW;
-        assert!(
-            refusal(check("current", None).decide(&expired))
-                .1
-                .contains("expired")
-        );
-        let mut idle = family();
-        if let Some(s) = idle.session.as_mut() {
-            s.last_seen = NOW - 1800;
+        type Spoil = fn(&mut RefreshLookup);
+        let refusals: [(&str, Spoil); 6] = [
+            ("revoked", |f| f.grant.revoked = true),
+            ("expired", |f| f.token.expires_at = NOW),
+            ("session", |f| {
+                if let Some(s) = f.session.as_mut() {
+                    s.last_seen = NOW - 1800;
+                }
+            }),
+            ("session", |f| f.session = None),
+            ("disabled", |f| {
+                if let Some(u) = f.user.as_mut() {
+                    u.enabled = false;
+                }
+            }),
+            ("disabled", |f| f.user = None),
+        ];
+        for (why, spoil) in refusals {
+            let mut spoilt = family();
+            spoil(&mut spoilt);
+            let (kind, description) = refusal(check("current", None).decide(&spoilt));
+            assert_eq!(kind, "refuse", "{why}");
+            assert!(description.contains(why), "{why}: {description}");
         }
-        assert!(
-            refusal(check("current", None).decide(&idle))
-                .1
-                .contains("session")
-        );
-        let mut gone = family();
-        gone.session = None;
-        assert!(
-            refusal(check("current", None).decide(&gone))
-                .1
-                .contains("session")
-        );
-        let mut disabled = family();
-        if let Some(u) = disabled.user.as_mut() {
-            u.enabled = false;
-        }
-        assert!(
-            refusal(check("current", None).decide(&disabled))
-                .1
-                .contains("disabled")
-        );
-        let mut deleted = family();
-        deleted.user = None;
-        assert!(
-            refusal(check("current", None).decide(&deleted))
-                .1
-                .contains("disabled")
-        );
         let wider = check("current", Some("openid offline_access")).decide(&f);
         assert!(
             matches!(wider, RefreshStep::Refuse(ref e) if e.code == ErrorCode::InvalidScope),

@@ -147,6 +147,32 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
+impl User {
+    /// An enabled user with a username and nothing else: no password, e-mail, name,
+    /// attributes or roles.
+    pub fn new(
+        id: impl Into<String>,
+        realm: impl Into<String>,
+        username: impl Into<String>,
+        created_at: Timestamp,
+    ) -> User {
+        User {
+            id: id.into(),
+            realm: realm.into(),
+            username: username.into(),
+            email: None,
+            email_verified: false,
+            first_name: None,
+            last_name: None,
+            enabled: true,
+            attributes: BTreeMap::new(),
+            realm_roles: Vec::new(),
+            password_hash: None,
+            created_at,
+        }
+    }
+}
+
 /// A realm signing key as stored: the private half sealed with the master key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {

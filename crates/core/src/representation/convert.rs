@@ -239,20 +239,9 @@ fn convert_users(
             },
         };
         taken.insert(id.clone());
-        let base = matched.cloned().unwrap_or_else(|| User {
-            id,
-            realm: realm.to_owned(),
-            username: username.clone(),
-            email: None,
-            email_verified: false,
-            first_name: None,
-            last_name: None,
-            enabled: true,
-            attributes: Default::default(),
-            realm_roles: Vec::new(),
-            password_hash: None,
-            created_at: now,
-        });
+        let base = matched
+            .cloned()
+            .unwrap_or_else(|| User::new(id, realm, username.clone(), now));
         let password = u
             .credentials
             .iter()
