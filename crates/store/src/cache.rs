@@ -13,8 +13,10 @@ use pforte_core::model::{Client, Realm};
 
 pub const TTL: Duration = Duration::from_secs(5);
 
-/// Bound per map: a flood of lookups for made-up names must not grow memory for ever.
+/// Bound per kind: a flood of lookups for made-up names must not grow memory for ever.
 const MAX_ENTRIES: usize = 10_000;
+/// Longer names are looked up but not remembered, so the bound above also bounds bytes.
+const MAX_KEY_LEN: usize = 255;
 
 struct Entry<T> {
     at: Instant,
@@ -83,7 +85,9 @@ impl ReadCache {
     }
 
     pub fn put_realm(&self, name: &str, realm: Option<Arc<Realm>>) {
-        remember(&self.realms, name.to_owned(), realm);
+        if name.len() <= MAX_KEY_LEN {
+            remember(&self.realms, name.to_owned(), realm);
+        }
     }
 
     pub fn client(&self, realm: &str, client_id: &str) -> Option<Option<Arc<Client>>> {
@@ -91,13 +95,36 @@ impl ReadCache {
     }
 
     pub fn put_client(&self, realm: &str, client_id: &str, client: Option<Arc<Client>>) {
-        if let Ok(mut guard) = self.clients.write() {
-            if !guard.contains_key(realm) && guard.len() >= MAX_ENTRIES {
-                guard.clear();
-            }
-            let of_realm = guard.entry(realm.to_owned()).or_default();
-            insert_bounded(of_realm, client_id.to_owned(), client);
+        if realm.len() > MAX_KEY_LEN || client_id.len() > MAX_KEY_LEN {
+            return;
         }
+        if let Ok(mut guard) = self.clients.write() {
+            // One bound over all realms together.
+            if guard.values().map(HashMap::len).sum::<usize>() >= MAX_ENTRIES {
+                for of_realm in guard.values_mut() {
+                    of_realm.retain(|_, e| e.at.elapsed() < TTL);
+                }
+                guard.retain(|_, of_realm| !of_realm.is_empty());
+                if guard.values().map(HashMap::len).sum::<usize>() >= MAX_ENTRIES {
+                    guard.clear();
+                }
+            }
+            guard.entry(realm.to_owned()).or_default().insert(
+                client_id.to_owned(),
+                Entry {
+                    at: Instant::now(),
+                    value: client,
+                },
+            );
+        }
+    }
+
+    #[cfg(test)]
+    fn client_entries(&self) -> usize {
+        self.clients
+            .read()
+            .map(|g| g.values().map(HashMap::len).sum())
+            .unwrap_or(0)
     }
 
     pub fn clients(&self, realm: &str) -> Option<Vec<Client>> {
@@ -142,5 +169,33 @@ mod tests {
         assert_eq!(c.client("a", "x"), None);
         assert_eq!(c.realm("b"), Some(None));
         assert_eq!(c.client("b", "x"), Some(None), "other realms' clients stay");
+    }
+
+    #[test]
+    fn made_up_client_ids_stay_bounded() {
+        let c = ReadCache::new();
+        for i in 0..(MAX_ENTRIES + 10) {
+            c.put_client(["a", "b", "c"][i % 3], &format!("made-up-{i}"), None);
+            assert!(
+                c.client_entries() <= MAX_ENTRIES,
+                "{} entries",
+                c.client_entries()
+            );
+        }
+        assert!(
+            c.client_entries() < 20,
+            "fresh entries are dropped when full"
+        );
+        let long = "x".repeat(MAX_KEY_LEN + 1);
+        c.put_client("a", &long, None);
+        assert_eq!(
+            c.client("a", &long),
+            None,
+            "an over-long id is not remembered"
+        );
+        c.put_realm(&long, None);
+        assert_eq!(c.realm(&long), None);
+        c.put_client("a", "web", None);
+        assert_eq!(c.client("a", "web"), Some(None));
     }
 }
