@@ -295,7 +295,9 @@ async fn refresh<S: Store>(
         realm: signer.realm.clone(),
         client_id: client.client_id.clone(),
         presented_hash: old_hash,
-        requested_scope: bounded("scope", req.scope.as_deref())?.map(str::to_owned),
+        // Bounded inside `decide`, after the replay check: an oversized scope must not spare
+        // a replayed token's family.
+        requested_scope: req.scope.clone(),
         successor_hash: new_hash,
         now,
     };
@@ -399,7 +401,11 @@ impl RefreshCheck {
             },
             None => None,
         };
-        let scope = match scope::narrow(&found.token.scope, self.requested_scope.as_deref()) {
+        let requested = match bounded("scope", self.requested_scope.as_deref()) {
+            Ok(r) => r,
+            Err(e) => return RefreshStep::Refuse(e),
+        };
+        let scope = match scope::narrow(&found.token.scope, requested) {
             Ok(s) => s,
             Err(e) => return RefreshStep::Refuse(OAuthError::invalid_scope(e)),
         };
@@ -620,6 +626,17 @@ mod tests {
             assert_eq!(kind, "refuse", "{why}");
             assert!(description.contains(why), "{why}: {description}");
         }
+        let oversized = "openid ".repeat(10_000);
+        assert_eq!(
+            refusal(check("old", Some(&oversized)).decide(&f)).0,
+            "revoke",
+            "an oversized scope spares a replayed family"
+        );
+        let too_long = check("current", Some(&oversized)).decide(&f);
+        assert!(
+            matches!(too_long, RefreshStep::Refuse(ref e) if e.code == ErrorCode::InvalidRequest),
+            "oversized scope: {too_long:?}"
+        );
         let wider = check("current", Some("openid offline_access")).decide(&f);
         assert!(
             matches!(wider, RefreshStep::Refuse(ref e) if e.code == ErrorCode::InvalidScope),

@@ -262,7 +262,8 @@ pub struct RefreshLookup {
 pub enum Rotation {
     /// The old hash was current and has been replaced by the new token.
     Rotated,
-    /// The old hash was no longer current (a concurrent rotation won): nothing was written.
+    /// The old hash was no longer current (a concurrent rotation won), or the grant has been
+    /// revoked: nothing was written.
     Stale,
 }
 

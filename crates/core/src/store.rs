@@ -1,9 +1,10 @@
 //! The persistence contract. `store` implements it for SQLite and PostgreSQL; one
 //! conformance suite (in `pforte-store`) holds both to the same behaviour.
 //!
-//! Every method is one atomic step. Methods that need several writes to agree (import,
-//! rotation, code redemption) are single methods so that each backend can run them in one
-//! transaction.
+//! Every method is one atomic step, except the default `refresh_family` (a read, a pure
+//! decision, then one atomic write; see there). Methods that need several writes to agree
+//! (import, rotation, code redemption) are single methods so that each backend can run them
+//! in one transaction.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -158,8 +159,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         family: &str,
     ) -> impl Future<Output = StoreResult<Option<RefreshLookup>>> + Send;
-    /// Atomically (one conditional update): if `new.family`'s current hash is `old_hash`,
-    /// replaces the family's token with `new`.
+    /// Atomically (one conditional update): if `new.family`'s current hash is `old_hash` and
+    /// its grant is not revoked, replaces the family's token with `new`. The grant condition
+    /// keeps a rotation that read the family before a revocation (a replay, a logout) from
+    /// handing out tokens after it.
     fn rotate_refresh(
         &self,
         old_hash: &str,
@@ -171,8 +174,10 @@ pub trait Store: Send + Sync + 'static {
     /// grant, as a replay would), or the grant's revocation. `decide` is pure and cheap;
     /// a backend may run it on its own thread, inside its transaction.
     ///
-    /// The default runs the separate steps; SQLite overrides it to spare the hand-offs to
-    /// its connection's thread.
+    /// The default runs the separate steps: a revocation may land between the read and the
+    /// swap, and then the swap's own grant condition refuses it (`Stale`). SQLite overrides
+    /// it to spare the hand-offs to its connection's thread, and runs it in one transaction.
+    /// Either way it takes the write path, also for tokens that turn out unknown or refused.
     fn refresh_family<P, E, F>(
         &self,
         family: &str,

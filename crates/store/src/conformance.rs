@@ -936,6 +936,23 @@ pub async fn refresh_rotation<S: Store>(s: &S) -> CheckResult {
         lookup.grant.revoked,
         "get_refresh does not show the grant's revocation"
     );
+    // The current token of a revoked grant does not rotate.
+    let t5 = RefreshToken {
+        token_hash: unique("h"),
+        ..t2.clone()
+    };
+    ensure_eq!(
+        s.rotate_refresh(&t2.token_hash, &t5)
+            .await
+            .ctx("rotate_refresh")?,
+        Rotation::Stale,
+        "rotation within a revoked grant"
+    );
+    ensure_eq!(
+        stored_family(s, &family).await?.token,
+        t2,
+        "a rotation within a revoked grant wrote"
+    );
     Ok(())
 }
 
@@ -1031,7 +1048,28 @@ pub async fn refresh_family<S: Store>(s: &S) -> CheckResult {
     }
     let after = stored_family(s, &family).await?;
     ensure!(after.grant.revoked, "RevokeGrant did not revoke the grant");
-    ensure_eq!(after.token, t2, "RevokeGrant changed the token");
+    ensure_eq!(after.token, t2.clone(), "RevokeGrant changed the token");
+
+    // A rotation that `decide` allows still does not happen within a revoked grant.
+    let t3 = RefreshToken {
+        token_hash: unique("h"),
+        ..t2.clone()
+    };
+    match s
+        .refresh_family(&family, move |_| -> RefreshStep<(), ()> {
+            RefreshStep::Rotate(t3, ())
+        })
+        .await
+        .ctx("refresh_family")?
+    {
+        RefreshOutcome::Stale => {}
+        other => return Err(format!("rotate within a revoked grant: {other:?}")),
+    }
+    ensure_eq!(
+        stored_family(s, &family).await?.token,
+        t2,
+        "a rotation within a revoked grant wrote"
+    );
     Ok(())
 }
 

@@ -30,7 +30,8 @@ impl PgStore {
     ) -> pforte_core::store::StoreResult<pforte_core::model::Rotation> {
         let done = sqlx::query(
             "UPDATE refresh_tokens SET token_hash = $3, scope = $4, created_at = $5, \
-             expires_at = $6 WHERE family = $1 AND token_hash = $2",
+             expires_at = $6 WHERE family = $1 AND token_hash = $2 AND EXISTS \
+             (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND NOT g.revoked)",
         )
         .bind(&new.family)
         .bind(old_hash)

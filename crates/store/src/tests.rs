@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pforte_core::store::{Store, StoreError};
+use pforte_core::model::RefreshToken;
+use pforte_core::store::{RefreshOutcome, RefreshStep, Store, StoreError};
 
 use crate::{AnyStore, PgStore, SqliteStore, conformance, migrate, redact_url};
 
@@ -70,6 +71,49 @@ async fn conformance_postgres() {
     if let Err(failures) = conformance::run_all(Arc::new(store)).await {
         panic!("PostgreSQL conformance failures:\n{failures}");
     }
+}
+
+/// PostgreSQL runs a refresh as separate statements (read, decision, swap). A revocation by
+/// another node that lands in between (a replay or a logout there) must win: no successor
+/// token within the revoked grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_revocation_between_refresh_read_and_swap() {
+    let Some(url) = pg_url() else { return };
+    let store = PgStore::connect(&url).await.unwrap();
+    let other_node = PgStore::connect(&url).await.unwrap();
+    let g = conformance::grant(
+        &conformance::unique("realm"),
+        &conformance::unique("g"),
+        None,
+    );
+    let family = conformance::unique("rt");
+    let t1 = conformance::refresh(&g.id, &family, conformance::NOW + 1000);
+    store
+        .insert_grant_with_refresh(&g, Some(&t1))
+        .await
+        .unwrap();
+    let successor = RefreshToken {
+        token_hash: conformance::unique("h"),
+        ..t1.clone()
+    };
+    let grant_id = g.id.clone();
+    let outcome = store
+        .refresh_family(&family, move |found| {
+            assert!(!found.grant.revoked, "read after the revocation");
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| handle.block_on(other_node.revoke_grant(&grant_id)))
+                .unwrap();
+            RefreshStep::<(), ()>::Rotate(successor, ())
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RefreshOutcome::Stale), "{outcome:?}");
+    let after = store.get_refresh(&family).await.unwrap().unwrap();
+    assert_eq!(
+        after.token, t1,
+        "a successor was stored within a revoked grant"
+    );
+    assert!(after.grant.revoked);
 }
 
 #[tokio::test]

@@ -222,14 +222,15 @@ fn refresh_lookup(c: &Connection, family: &str) -> StoreResult<Option<RefreshLoo
         .transpose()
 }
 
-/// Compare-and-swap on the family's current hash: of two rotations from one token, only the
-/// first finds it.
+/// Compare-and-swap on the family's current hash, and only while its grant stands: of two
+/// rotations from one token only the first finds it, and none outruns a revocation.
 fn swap_refresh(c: &Connection, old_hash: &str, new: &RefreshToken) -> StoreResult<Rotation> {
     let swapped = exec(
         c,
         "rotate_refresh",
         "UPDATE refresh_tokens SET token_hash = ?3, scope = ?4, created_at = ?5, \
-         expires_at = ?6 WHERE family = ?1 AND token_hash = ?2",
+         expires_at = ?6 WHERE family = ?1 AND token_hash = ?2 AND EXISTS \
+         (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND NOT g.revoked)",
         params![
             new.family,
             old_hash,
