@@ -318,8 +318,8 @@ async fn refresh<S: Store>(
         .user
         .as_ref()
         .ok_or_else(|| OAuthError::invalid_grant("user not found or disabled"))?;
+    // The join yields a session only for a grant that has one; `decide` found it active.
     if let Some(s) = &found.session
-        && grant.session_id.is_some()
         && session::needs_touch(s, now)
     {
         store.touch_session(&s.id, now).await?;

@@ -25,19 +25,36 @@ struct Entry<T> {
 
 type Map<K, T> = RwLock<HashMap<K, Entry<T>>>;
 /// Clients by realm, then by client id.
-type ClientMap = RwLock<HashMap<String, HashMap<String, Entry<Option<Arc<Client>>>>>>;
+type ClientsByRealm = HashMap<String, HashMap<String, Entry<Option<Arc<Client>>>>>;
 
 /// One map per kind; reads take a shared lock, misses a short exclusive one. Realms and
 /// clients are shared (`Arc`): a hit costs no copy of a client's mappers and URIs, and a
 /// lookup allocates nothing (clients are keyed by realm, then by client id).
 pub struct ReadCache {
     realms: Map<String, Option<Arc<Realm>>>,
-    clients: ClientMap,
+    clients: RwLock<ClientsByRealm>,
     client_lists: Map<String, Vec<Client>>,
 }
 
+impl<T> Entry<T> {
+    fn new(value: T) -> Self {
+        Entry {
+            at: Instant::now(),
+            value,
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.at.elapsed() < TTL
+    }
+}
+
 fn fresh<T: Clone>(e: &Entry<T>) -> Option<T> {
-    (e.at.elapsed() < TTL).then(|| e.value.clone())
+    e.is_fresh().then(|| e.value.clone())
+}
+
+fn client_count(by_realm: &ClientsByRealm) -> usize {
+    by_realm.values().map(HashMap::len).sum()
 }
 
 fn lookup<K, Q, T>(map: &Map<K, T>, key: &Q) -> Option<T>
@@ -51,18 +68,12 @@ where
 
 fn insert_bounded<K: Hash + Eq, T>(map: &mut HashMap<K, Entry<T>>, key: K, value: T) {
     if map.len() >= MAX_ENTRIES {
-        map.retain(|_, e| e.at.elapsed() < TTL);
+        map.retain(|_, e| e.is_fresh());
         if map.len() >= MAX_ENTRIES {
             map.clear();
         }
     }
-    map.insert(
-        key,
-        Entry {
-            at: Instant::now(),
-            value,
-        },
-    );
+    map.insert(key, Entry::new(value));
 }
 
 fn remember<K: Hash + Eq, T>(map: &Map<K, T>, key: K, value: T) {
@@ -100,31 +111,25 @@ impl ReadCache {
         }
         if let Ok(mut guard) = self.clients.write() {
             // One bound over all realms together.
-            if guard.values().map(HashMap::len).sum::<usize>() >= MAX_ENTRIES {
+            if client_count(&guard) >= MAX_ENTRIES {
                 for of_realm in guard.values_mut() {
-                    of_realm.retain(|_, e| e.at.elapsed() < TTL);
+                    of_realm.retain(|_, e| e.is_fresh());
                 }
                 guard.retain(|_, of_realm| !of_realm.is_empty());
-                if guard.values().map(HashMap::len).sum::<usize>() >= MAX_ENTRIES {
+                if client_count(&guard) >= MAX_ENTRIES {
                     guard.clear();
                 }
             }
-            guard.entry(realm.to_owned()).or_default().insert(
-                client_id.to_owned(),
-                Entry {
-                    at: Instant::now(),
-                    value: client,
-                },
-            );
+            guard
+                .entry(realm.to_owned())
+                .or_default()
+                .insert(client_id.to_owned(), Entry::new(client));
         }
     }
 
     #[cfg(test)]
     fn client_entries(&self) -> usize {
-        self.clients
-            .read()
-            .map(|g| g.values().map(HashMap::len).sum())
-            .unwrap_or(0)
+        self.clients.read().map(|g| client_count(&g)).unwrap_or(0)
     }
 
     pub fn clients(&self, realm: &str) -> Option<Vec<Client>> {
