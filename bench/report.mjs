@@ -168,6 +168,9 @@ for (const [id, title, unit, what] of scenarios) {
   row('p50 latency (ms)', (r) => r.p50_ms, ms);
   row('p99 latency (ms)', (r) => r.p99_ms, ms);
   row('server CPU (cores)', (r) => r.server_cpu_cores, (v) => fmt(v, 2), false);
+  // CPU time per request, independent of how many cores a server can use (the peer's
+  // JavaScript runs on one): what each answer costs the machine.
+  row('server CPU per request (µs)', (r) => (r.rps > 0 && r.server_cpu_cores != null ? (r.server_cpu_cores * 1e6) / r.rps : undefined), (v) => fmt(v));
   row('load generator CPU (cores)', (r) => r.loadgen_cpu_cores, (v) => fmt(v, 2), false);
   row('successful / errors', (r) => r, (r) => (r ? `${fmt(r.requests)} / ${fmt(r.errors)}` : '—'), false);
   p();

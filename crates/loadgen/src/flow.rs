@@ -1,6 +1,8 @@
 //! The OAuth/OIDC requests of the scenarios: token requests and the whole authorization-code
 //! flow without a browser, with a small adapter per target for its login pages.
 
+use std::borrow::Cow;
+
 use anyhow::{Context, Result, anyhow, bail};
 use aws_lc_rs::digest;
 use base64::Engine as _;
@@ -61,20 +63,29 @@ pub fn basic_auth(client_id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(raw))
 }
 
-#[derive(Deserialize)]
 pub struct Tokens {
-    pub access_token: Option<String>,
     pub refresh_token: Option<String>,
 }
 
+/// The fields of a token response the scenarios look at, borrowed from the body: tokens
+/// contain no JSON escapes, so nothing is copied per request (`Cow` copes if one does).
+/// Absent fields are empty.
+#[derive(Deserialize)]
+struct TokenFields<'a> {
+    #[serde(borrow, default)]
+    access_token: Cow<'a, str>,
+    #[serde(borrow, default)]
+    refresh_token: Cow<'a, str>,
+}
+
 /// A token response that counts as success: 200 with an `access_token`.
-fn tokens(response: &Response, what: &str) -> Result<Tokens> {
+fn tokens<'a>(response: &'a Response, what: &str) -> Result<TokenFields<'a>> {
     if response.status != 200 {
         bail!("{what}: {}", response.describe());
     }
-    let tokens: Tokens = serde_json::from_slice(&response.body)
+    let tokens: TokenFields<'_> = serde_json::from_slice(&response.body)
         .with_context(|| format!("{what}: not a JSON token response: {}", response.describe()))?;
-    if tokens.access_token.as_deref().is_none_or(str::is_empty) {
+    if tokens.access_token.is_empty() {
         bail!("{what}: 200 without access_token: {}", response.describe());
     }
     Ok(tokens)
@@ -108,7 +119,11 @@ pub async fn refresh(conn: &mut Conn, setup: &Setup, refresh_token: &str) -> Res
     ];
     let response = post_as_app(conn, setup, pairs).await?;
     let t = tokens(&response, "refresh_token grant")?;
-    Ok(t.refresh_token.unwrap_or_else(|| refresh_token.to_owned()))
+    Ok(if t.refresh_token.is_empty() {
+        refresh_token.to_owned()
+    } else {
+        t.refresh_token.into_owned()
+    })
 }
 
 /// POSTs `pairs` to the token endpoint as the app client: Basic credentials when it is
@@ -247,7 +262,10 @@ pub async fn code_flow(
             setup.token_endpoint, response.status
         );
     }
-    tokens(&response, "authorization_code grant")
+    let t = tokens(&response, "authorization_code grant")?;
+    Ok(Tokens {
+        refresh_token: (!t.refresh_token.is_empty()).then(|| t.refresh_token.into_owned()),
+    })
 }
 
 /// Checks the authorization response at the client's redirect URI and returns the code.

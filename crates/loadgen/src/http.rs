@@ -173,24 +173,33 @@ fn form_pairs(s: &str) -> impl Iterator<Item = (String, String)> + '_ {
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    /// Header names lower-cased.
-    pub headers: Vec<(String, String)>,
+    /// The header lines as received (without the status line), CRLF-separated: parsed only
+    /// when asked, because most responses of a run are only checked for status and body.
+    head: String,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    /// (name, value) of each header line, trimmed; names as sent.
+    fn header_lines(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.head
+            .split("\r\n")
+            .filter_map(|line| line.split_once(':'))
+            .map(|(k, v)| (k.trim(), v.trim()))
     }
 
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_lines()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Every header called `name` (case-insensitive), in order.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.header_lines()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
@@ -390,19 +399,16 @@ impl Conn {
                 Err(e) => return Err(Failure::Fatal(anyhow!(e).context("read response"))),
             }
         };
-        let (status, headers, close) =
-            parse_head(&self.rbuf[..head_end]).map_err(Failure::Fatal)?;
+        let Head {
+            status,
+            lines,
+            length,
+            chunked,
+            mut close,
+        } = parse_head(&self.rbuf[..head_end]).map_err(Failure::Fatal)?;
 
         // Body.
         let no_body = head_only || status / 100 == 1 || status == 204 || status == 304;
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
-        let length = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .map(|(_, v)| v.trim().parse::<usize>());
-        let mut close = close;
         let (body, consumed) = if no_body {
             (Vec::new(), head_end)
         } else if chunked {
@@ -410,7 +416,7 @@ impl Conn {
                 .await
                 .map_err(Failure::Fatal)?
         } else if let Some(length) = length {
-            let length = length.map_err(|_| Failure::Fatal(anyhow!("bad Content-Length")))?;
+            let length = length.map_err(|()| Failure::Fatal(anyhow!("bad Content-Length")))?;
             let end = head_end + length;
             while self.rbuf.len() < end {
                 match read_more(stream, &mut self.rbuf).await {
@@ -438,7 +444,7 @@ impl Conn {
         }
         Ok(Response {
             status,
-            headers,
+            head: lines,
             body,
         })
     }
@@ -450,15 +456,31 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
-type Head = (u16, Vec<(String, String)>, bool);
+/// What the client needs from a response head to read the rest of the message.
+#[derive(Debug)]
+struct Head {
+    status: u16,
+    /// The header lines after the status line (see [`Response`]).
+    lines: String,
+    /// `Content-Length`, if sent (`Err`: not a number).
+    length: Option<std::result::Result<usize, ()>>,
+    chunked: bool,
+    /// The server will close the connection after this response.
+    close: bool,
+}
 
+/// Parses a response head (status line, headers, up to and including the empty line) in one
+/// pass, without a string per header.
 fn parse_head(head: &[u8]) -> Result<Head> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
+    // Validating is cheaper than `from_utf8_lossy`'s scan; stray Latin-1 bytes still parse.
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(head),
+    };
+    let (status_line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
     let mut parts = status_line.split_whitespace();
     let version = parts.next().unwrap_or("");
     if !version.starts_with("HTTP/1.") {
@@ -468,25 +490,34 @@ fn parse_head(head: &[u8]) -> Result<Head> {
         .next()
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| anyhow!("bad status line: {status_line:?}"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        if line.is_empty() {
+    let mut length = None;
+    let mut chunked = false;
+    let mut connection = None;
+    for line in rest.split("\r\n") {
+        let Some((k, v)) = line.split_once(':') else {
             continue;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("content-length") {
+            length = Some(v.parse::<usize>().map_err(|_| ()));
+        } else if k.eq_ignore_ascii_case("transfer-encoding") {
+            chunked |= v.to_ascii_lowercase().contains("chunked");
+        } else if k.eq_ignore_ascii_case("connection") {
+            connection = Some(v.to_ascii_lowercase());
         }
     }
-    let connection = headers
-        .iter()
-        .find(|(k, _)| k == "connection")
-        .map(|(_, v)| v.to_ascii_lowercase());
     let close = match connection.as_deref() {
         Some(v) if v.contains("close") => true,
         Some(v) if v.contains("keep-alive") => false,
         _ => version == "HTTP/1.0",
     };
-    Ok((status, headers, close))
+    Ok(Head {
+        status,
+        lines: rest.to_owned(),
+        length,
+        chunked,
+        close,
+    })
 }
 
 /// Decodes a chunked body starting at `start`; returns the body and the end of the message.
@@ -658,14 +689,9 @@ mod tests {
         let url = Url::parse("http://h:1/auth").unwrap();
         let response = Response {
             status: 303,
-            headers: vec![
-                (
-                    "set-cookie".into(),
-                    "_i=1; path=/interaction/u; httponly".into(),
-                ),
-                ("set-cookie".into(), "_r=2; path=/auth/u".into()),
-                ("set-cookie".into(), "s=3".into()),
-            ],
+            head: "Set-Cookie: _i=1; path=/interaction/u; httponly\r\n\
+                   set-cookie: _r=2; path=/auth/u\r\nSET-COOKIE:s=3\r\n\r\n"
+                .into(),
             body: Vec::new(),
         };
         let mut jar = CookieJar::default();
@@ -682,10 +708,8 @@ mod tests {
         assert_eq!(at(&jar, "/auth/u").as_deref(), Some("_r=2; s=3"));
         let delete = Response {
             status: 200,
-            headers: vec![(
-                "set-cookie".into(),
-                "_r=; path=/auth/u; expires=Thu, 01 Jan 1970 00:00:00 GMT".into(),
-            )],
+            head: "Set-Cookie: _r=; path=/auth/u; expires=Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n"
+                .into(),
             body: Vec::new(),
         };
         jar.store(&url, &delete);
@@ -694,11 +718,30 @@ mod tests {
 
     #[test]
     fn heads_parse() {
-        let (status, headers, close) =
-            parse_head(b"HTTP/1.1 302 Found\r\nLocation: /x\r\nConnection: close\r\n\r\n").unwrap();
-        assert_eq!(status, 302);
-        assert_eq!(headers[0], ("location".to_owned(), "/x".to_owned()));
-        assert!(close);
+        let head = parse_head(
+            b"HTTP/1.1 302 Found\r\nLocation: /x\r\nConnection: close\r\nContent-Length: 12\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(head.status, 302);
+        assert_eq!(head.length, Some(Ok(12)));
+        assert!(head.close && !head.chunked);
+        let response = Response {
+            status: head.status,
+            head: head.lines,
+            body: Vec::new(),
+        };
+        assert_eq!(response.header("location"), Some("/x"));
+        assert_eq!(response.header("LOCATION"), Some("/x"));
+        assert_eq!(response.header("set-cookie"), None);
+
+        let head = parse_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nContent-Length: x\r\n\r\n",
+        )
+        .unwrap();
+        assert!(head.chunked && !head.close);
+        assert_eq!(head.length, Some(Err(())));
+        let head = parse_head(b"HTTP/1.0 200 OK\r\nServer: caf\xe9\r\n\r\n").unwrap();
+        assert!(head.close, "HTTP/1.0 closes unless keep-alive is said");
         assert!(parse_head(b"SSH-2.0\r\n\r\n").is_err());
     }
 }

@@ -28,6 +28,9 @@ use serde_json::json;
 use crate::flow::{Setup, Target};
 use crate::http::{Conn, CookieJar, Url, form_encode};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     /// POST grant_type=client_credentials with client_secret_basic.
