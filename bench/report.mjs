@@ -5,9 +5,13 @@ import os from 'node:os';
 
 const lines = readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const env = process.env;
-const targets = (env.BENCH_TARGETS ?? 'pforte oidc-provider').split(/\s+/).filter(Boolean);
+const targets = (env.BENCH_TARGETS ?? 'pforte oidc-provider keycloak').split(/\s+/).filter(Boolean);
 const PFORTE = 'pforte';
+// The peer the issue's goals are stated against; Keycloak (what pforte replaces) is measured
+// beside it for information.
 const PEER = 'oidc-provider';
+const KEYCLOAK = 'keycloak';
+const peers = targets.filter((t) => t !== PFORTE);
 
 const results = lines.filter((l) => l.kind === 'result');
 const processes = Object.fromEntries(lines.filter((l) => l.kind === 'process').map((l) => [l.target, l]));
@@ -78,13 +82,17 @@ p(`Closed loop: ${env.BENCH_CONCURRENCY} concurrent workers, each with one HTTP/
   + `connection, sending its next request when the previous answer arrived; ${env.BENCH_WARMUP} s `
   + `warm-up (not counted), then ${env.BENCH_DURATION} s measured. The load generator `
   + `(\`crates/loadgen\`, ${env.BENCH_LOADGEN_THREADS} thread) runs on the same machine and `
-  + 'drives both servers with the same load, one after the other. requests/s counts successful '
-  + 'requests (flows for the code flow); latencies are of successful requests.');
+  + 'drives every server with the same load, one after the other. requests/s counts successful '
+  + 'requests (flows for the code flow); latencies are of successful requests.'
+  + (targets.includes(KEYCLOAK) && Number(env.BENCH_KEYCLOAK_JIT_WARMUP) > 0
+    ? ` Keycloak runs on the JVM, whose JIT compiles the hot paths while it serves: before its first `
+      + `round, each scenario ran ${env.BENCH_KEYCLOAK_JIT_WARMUP} s against it unmeasured.`
+    : ''));
 p();
 p(roundCount > 1
   ? `Each number is the median of ${roundCount} rounds: the available CPU of a shared VM drifts, so the `
     + 'scenarios ran in rounds, and within a round each scenario ran against the targets alternately '
-    + '(pforte, then the peer), so that both saw the same drift. For each scenario and target, all '
+    + `(${targets.join(', then ')}), so that all saw the same drift. For each scenario and target, all `
     + 'figures (requests/s, latencies, CPU, counts) are those of the round with the median '
     + 'requests/s (of an even number of measured rounds, the lower of the two middle ones); '
     + 'the row "per round" lists the requests/s of every round in order (and each round\'s ratio). '
@@ -138,16 +146,19 @@ for (const [id, title, unit, what] of scenarios) {
   p();
   p(what);
   p();
-  const both = targets.includes(PFORTE) && targets.includes(PEER);
-  const header = ['', ...targets, ...(both ? ['pforte / peer'] : [])];
+  // One ratio column per peer measured beside pforte.
+  const ratioPeers = targets.includes(PFORTE) ? peers : [];
+  const header = ['', ...targets, ...ratioPeers.map((t) => `pforte / ${t}`)];
   p(`| ${header.join(' | ')} |`);
   p(`|---|${header.slice(1).map(() => '---:').join('|')}|`);
   const measured = (r) => (r && !r.skipped ? r : undefined);
   const a = measured(result(id, PFORTE));
-  const b = measured(result(id, PEER));
   const row = (label, pick, show, withRatio = true) => {
     const cells = targets.map((t) => show(measured(result(id, t)) ? pick(measured(result(id, t))) : undefined));
-    if (both) cells.push(withRatio && a && b ? ratio(pick(a), pick(b)) : '');
+    for (const t of ratioPeers) {
+      const b = measured(result(id, t));
+      cells.push(withRatio && a && b ? ratio(pick(a), pick(b)) : '');
+    }
     p(`| ${label} | ${cells.join(' | ')} |`);
   };
   row(unit, (r) => r.rps, (v) => `**${fmt(v)}**`.replace('**—**', '—'));
@@ -155,11 +166,11 @@ for (const [id, title, unit, what] of scenarios) {
     // Every round in order (— for a skipped one); the ratio column holds each round's ratio.
     const perRound = targets.map((t) => rounds(id, t));
     const cells = perRound.map((rs) => (rs.length ? rs.map((r) => (r.skipped ? '—' : fmt(r.rps))).join(' · ') : '—'));
-    if (both) {
-      const byRound = (t) => new Map(rounds(id, t).filter((r) => !r.skipped).map((r) => [r.round ?? 1, r.rps]));
+    const byRound = (t) => new Map(rounds(id, t).filter((r) => !r.skipped).map((r) => [r.round ?? 1, r.rps]));
+    for (const t of ratioPeers) {
       const pa = byRound(PFORTE);
-      const pb = byRound(PEER);
-      const all = [...new Set([PFORTE, PEER].flatMap((t) => rounds(id, t).map((r) => r.round ?? 1)))]
+      const pb = byRound(t);
+      const all = [...new Set([PFORTE, t].flatMap((x) => rounds(id, x).map((r) => r.round ?? 1)))]
         .sort((x, y) => x - y);
       cells.push(all.map((k) => ratio(pa.get(k), pb.get(k))).join(' · '));
     }
@@ -170,7 +181,7 @@ for (const [id, title, unit, what] of scenarios) {
   row('server CPU (cores)', (r) => r.server_cpu_cores, (v) => fmt(v, 2), false);
   // CPU time per request, independent of how many cores a server can use (the peer's
   // JavaScript runs on one): what each answer costs the machine.
-  row('server CPU per request (µs)', (r) => (r.rps > 0 && r.server_cpu_cores != null ? (r.server_cpu_cores * 1e6) / r.rps : undefined), (v) => fmt(v));
+  row(`server CPU per ${unit === 'flows/s' ? 'flow' : 'request'} (µs)`, (r) => (r.rps > 0 && r.server_cpu_cores != null ? (r.server_cpu_cores * 1e6) / r.rps : undefined), (v) => fmt(v));
   row('load generator CPU (cores)', (r) => r.loadgen_cpu_cores, (v) => fmt(v, 2), false);
   row('successful / errors', (r) => r, (r) => (r ? `${fmt(r.requests)} / ${fmt(r.errors)}` : '—'), false);
   p();
@@ -203,7 +214,8 @@ p('## Start-up and memory');
 p();
 p(`| | ${targets.join(' | ')} |`);
 p(`|---|${targets.map(() => '---:').join('|')}|`);
-const cell = (t, f) => (processes[t] && !processes[t].error ? f(processes[t]) : 'did not start');
+const cell = (t, f) => (processes[t] && !processes[t].error ? f(processes[t])
+  : `did not start${processes[t]?.error ? `: ${processes[t].error.replaceAll('|', '\\|')}` : ''}`);
 p(`| start to ready (ms) | ${targets.map((t) => cell(t, (x) => fmt(x.ready_ms, 1))).join(' | ')} |`);
 p(`| idle RSS after start (MiB) | ${targets.map((t) => cell(t, (x) => mib(x.idle_rss_kib))).join(' | ')} |`);
 p(`| peak RSS over the run (MiB) | ${targets.map((t) => mib(peaks[t]?.peak_rss_kib)).join(' | ')} |`);
@@ -215,14 +227,17 @@ p();
 p('Start to ready: from spawning the process to its "listening" line on stdout (pforte: '
   + 'creating the SQLite database, migrations, importing `bench/realm.json` — which hashes the '
   + 'user\'s password with Argon2id —, generating and sealing the realm key). Restart: pforte '
-  + 'again on the database the run filled, without `--import` (the peer keeps nothing to '
-  + 'restart from). RSS from `/proc/<pid>/status` (VmRSS one second after ready, VmHWM at the end).');
+  + 'again on the database the run filled, without `--import` (oidc-provider keeps nothing to '
+  + 'restart from). RSS from `/proc/<pid>/status` (VmRSS one second after ready, VmHWM at the end).'
+  + (targets.includes(KEYCLOAK) ? ' Keycloak\'s start includes importing the same realm file '
+    + '(hashing the password with its default, Argon2) into a fresh database; its first start '
+    + 'after unpacking also builds its Quarkus application.' : ''));
 p();
-p('## How the two are set up');
+p(`## How the ${targets.length === 2 ? 'two' : targets.length} are set up`);
 p();
 p('- **pforte**: `target/release/pforte serve --import bench/realm.json`, a fresh SQLite file '
   + '(`PFORTE_DATABASE_URL`), `PFORTE_LOG=warn`; all cores.');
-p('- **peer**: [`oidc-provider`](https://www.npmjs.com/package/oidc-provider) from npm, '
+p('- **oidc-provider** (the peer of the goals): [`oidc-provider`](https://www.npmjs.com/package/oidc-provider) from npm, '
   + '`bench/peer/server.mjs`: the same client ids, secret, redirect URI and user; ES256; refresh '
   + 'tokens always issued and rotated on every use; no consent page for the first-party client; '
   + 'no request logging. It keeps all state in its default in-memory adapter (an LRU of 1000 '
@@ -230,6 +245,17 @@ p('- **peer**: [`oidc-provider`](https://www.npmjs.com/package/oidc-provider) fr
   + 'Node.js process (JavaScript on one core; the in-memory state cannot be shared between '
   + 'processes). Its built-in development login page accepts any login and does not check the '
   + 'password; pforte checks it. Its access tokens are its default opaque tokens.');
+if (targets.includes(KEYCLOAK)) {
+  p('- **keycloak**: the `org.keycloak:keycloak-quarkus-dist` distribution from Maven '
+    + '(bench/.keycloak), `kc.sh start` (production mode) with `--db dev-file` (its embedded H2 '
+    + 'file database, fresh each run), `--cache local` (one node), plain HTTP on 127.0.0.1, '
+    + '`--import-realm` of the same `bench/realm.json`, unchanged; default JVM settings; all '
+    + 'cores. Its own defaults otherwise: JWT access tokens (ES256, the realm\'s '
+    + '`defaultSignatureAlgorithm`), signed JWT refresh tokens that are not revoked on use '
+    + '(`revokeRefreshToken` off: the load generator still always sends the newest), user '
+    + 'sessions persisted in the database, Argon2 password hashes. Measured for information: the '
+    + 'goals are stated against oidc-provider.');
+}
 p();
 
 process.stdout.write(`${out.join('\n')}`);

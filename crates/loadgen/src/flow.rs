@@ -21,6 +21,8 @@ pub enum Target {
     /// oidc-provider with its built-in dev interactions (`login`/`password`, then possibly a
     /// consent form with hidden `prompt=consent`).
     OidcProvider,
+    /// Keycloak itself (a peer in the benchmark): the same login-page contract as pforte.
+    Keycloak,
 }
 
 impl Target {
@@ -28,6 +30,7 @@ impl Target {
         match self {
             Target::Pforte => "pforte",
             Target::OidcProvider => "oidc-provider",
+            Target::Keycloak => "keycloak",
         }
     }
 }
@@ -304,7 +307,7 @@ fn fill_form(
 ) -> Result<(FormAction, Vec<(String, String)>)> {
     let forms = html::forms(page);
     let (form, submitter, credentials) = match setup.target {
-        Target::Pforte => {
+        Target::Pforte | Target::Keycloak => {
             let form = forms
                 .iter()
                 .find(|f| f.attr("id") == Some("kc-form-login"))
