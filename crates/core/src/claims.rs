@@ -54,7 +54,11 @@ pub fn user_claims(
         c.insert("email".into(), json!(email));
         c.insert("email_verified".into(), json!(user.email_verified));
     }
-    if target == Target::AccessToken && scope::contains(granted, "roles") {
+    // Keycloak's realm-roles mapper adds nothing for a user without realm roles.
+    if target == Target::AccessToken
+        && scope::contains(granted, "roles")
+        && !user.realm_roles.is_empty()
+    {
         c.insert("realm_access".into(), json!({ "roles": user.realm_roles }));
     }
     for mapper in &client.protocol_mappers {
@@ -208,6 +212,11 @@ mod tests {
         assert_eq!(c["realm_access"]["roles"][0], "patient");
         let c = user_claims(&user(), &client(vec![]), "roles", Target::IdToken);
         assert!(c.get("realm_access").is_none());
+        // Like Keycloak's realm-roles mapper: no claim for a user without realm roles.
+        let mut no_roles = user();
+        no_roles.realm_roles.clear();
+        let c = user_claims(&no_roles, &client(vec![]), "roles", Target::AccessToken);
+        assert!(c.get("realm_access").is_none(), "{c:?}");
     }
 
     #[test]

@@ -271,7 +271,7 @@ fn respond(
         refresh_token,
         refresh_expires_in,
         id_token,
-        scope: scope_granted.to_owned(),
+        scope: scope::presented(scope_granted),
         session_state: auth.session_id.map(str::to_owned),
         issued_token_type: None,
     })
@@ -474,7 +474,7 @@ fn client_credentials(
         refresh_token: None,
         refresh_expires_in: None,
         id_token: None,
-        scope: granted,
+        scope: scope::presented(&granted),
         session_state: None,
         issued_token_type: None,
     })

@@ -4,9 +4,9 @@ use serde_json::{Map, Value, json};
 
 use crate::model::{Client, Timestamp};
 use crate::oauth::OAuthError;
-use crate::session;
 use crate::store::Store;
 use crate::tokens::{self, ACCESS_TOKEN_TYP, Signer};
+use crate::{scope, session};
 
 fn inactive() -> Value {
     json!({ "active": false })
@@ -91,7 +91,7 @@ pub async fn introspect<S: Store>(
         "iss": signer.issuer,
         "sub": g.user_id,
         "client_id": g.client_id,
-        "scope": found.token.scope,
+        "scope": scope::presented(&found.token.scope),
         "exp": found.token.expires_at,
         "iat": found.token.created_at,
         "sid": g.session_id,

@@ -15,6 +15,10 @@ pub const KNOWN: &[&str] = &[
     "basic",
 ];
 
+/// Keycloak's built-in scopes with `include.in.token.scope` off: granted (their claims are
+/// released) but left out of the `scope` a client is shown, as Keycloak does.
+const NOT_IN_TOKEN_SCOPE: &[&str] = &["roles", "web-origins", "acr", "basic"];
+
 /// Keycloak's default client scopes for a new OIDC client.
 const DEFAULT_SCOPES: &[&str] = &["profile", "email", "roles", "web-origins", "acr", "basic"];
 
@@ -54,6 +58,17 @@ pub fn grant(client: &Client, requested: Option<&str>) -> String {
     out.join(" ")
 }
 
+/// The `scope` of token responses, access tokens and introspection: the granted scope
+/// without the scopes Keycloak keeps out of it (so a client sees `openid profile email`,
+/// as from Keycloak, not `openid profile email roles web-origins acr basic`).
+pub fn presented(granted: &str) -> String {
+    granted
+        .split_whitespace()
+        .filter(|s| !NOT_IN_TOKEN_SCOPE.contains(s))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn contains(scope: &str, item: &str) -> bool {
     scope.split_whitespace().any(|s| s == item)
 }
@@ -84,6 +99,18 @@ mod tests {
 
     fn client() -> Client {
         Client::test_public()
+    }
+
+    #[test]
+    fn presented_scope_leaves_out_what_keycloak_does() {
+        let granted = grant(&client(), Some("openid email"));
+        assert!(
+            contains(&granted, "roles"),
+            "granted: the claims are released"
+        );
+        assert_eq!(presented(&granted), "openid profile email");
+        assert_eq!(presented("roles web-origins acr basic"), "");
+        assert_eq!(presented("openid  custom roles"), "openid custom");
     }
 
     #[test]

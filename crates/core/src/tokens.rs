@@ -17,6 +17,7 @@ use crate::keys::RealmKeys;
 use crate::model::{Client, Realm, Timestamp, User};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::rng::{self, Rng};
+use crate::scope;
 use crate::secret::hash_token;
 use crate::store::Store;
 
@@ -166,7 +167,7 @@ pub fn access_token(
     c.insert("typ".into(), json!("Bearer"));
     c.insert("azp".into(), json!(client.client_id));
     c.insert("client_id".into(), json!(client.client_id));
-    c.insert("scope".into(), json!(scope));
+    c.insert("scope".into(), json!(scope::presented(scope)));
     if let Some(t) = auth.auth_time {
         c.insert("auth_time".into(), json!(t));
     }

@@ -108,6 +108,10 @@ async fn attribute_mapper_puts_the_kvnr_into_tokens_and_userinfo() {
     assert_eq!(at["kvnr"], "A123456780");
     assert_eq!(id["kvnr"], "A123456780");
     assert_eq!(at["realm_access"]["roles"][0], "patient");
+    // The default scopes `roles`, `web-origins`, `acr` and `basic` are granted (realm_access
+    // above) but, as in Keycloak, not listed in the scope a client is shown.
+    assert_eq!(tokens["scope"], "openid profile email", "{tokens}");
+    assert_eq!(at["scope"], tokens["scope"]);
     assert_eq!(id["nonce"], "n0nce");
     assert!(id["at_hash"].is_string() && id["sid"].is_string() && id["auth_time"].is_i64());
     let info: Value = http_client()
