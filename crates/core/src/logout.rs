@@ -48,11 +48,14 @@ pub fn confirm_token(session_cookie: &str) -> String {
 }
 
 /// The client's registered post-logout redirect URIs (`##`-separated; `+` means "the
-/// redirect URIs"), matched exactly.
+/// redirect URIs"), matched exactly. A client without the attribute gets `+`, as Keycloak
+/// gives one imported without it (seen on Keycloak 26.7 with the same realm file): a realm
+/// moved from Keycloak keeps its logouts working, and still only to registered URIs.
 pub fn post_logout_uri_allowed(client: &Client, uri: &str) -> bool {
-    let Some(list) = client.attributes.get("post.logout.redirect.uris") else {
-        return false;
-    };
+    let list = client
+        .attributes
+        .get("post.logout.redirect.uris")
+        .map_or("+", String::as_str);
     list.split("##").any(|entry| {
         if entry == "+" {
             client.redirect_uris.iter().any(|r| r == uri)

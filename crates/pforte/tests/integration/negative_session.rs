@@ -71,6 +71,36 @@ async fn open_demo_login(server: &TestServer, browser: &mut Browser, extra: &str
 // Logout
 // ---------------------------------------------------------------------------------------
 
+/// other-app has no `post.logout.redirect.uris`: like Keycloak, pforte lets it return to its
+/// redirect URIs, exactly, and nowhere else.
+#[tokio::test]
+async fn logout_of_a_client_without_post_logout_uris_returns_only_to_its_redirect_uris() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let logout = server.url("/realms/demo/protocol/openid-connect/logout");
+    let url = |uri: &str| {
+        format!(
+            "{logout}?client_id=other-app&post_logout_redirect_uri={}&state=s%201",
+            pforte_core::oauth::urlencode(uri)
+        )
+    };
+    let res = browser.get(&url(REDIRECT)).await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        format!("{REDIRECT}?state=s%201")
+    );
+    for uri in [
+        "http://evil.example/",
+        &format!("{REDIRECT}/"),
+        &format!("{REDIRECT}?x=1"),
+        "http://127.0.0.1:8082/",
+    ] {
+        let res = browser.get(&url(uri)).await;
+        assert_error_page(res, 400).await;
+    }
+}
+
 #[tokio::test]
 async fn logout_to_an_unregistered_uri_is_an_error_page_and_keeps_the_session() {
     let server = attack_server().await;
