@@ -34,6 +34,10 @@ pub struct AuthorizeParams {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseMode {
     Query,
+    /// The parameters after `#` (OAuth 2.0 Multiple Response Types §2.1): asked for with
+    /// `response_mode=fragment`, and the default of response types that return tokens, so
+    /// the refusal of such a request reaches a client that reads the fragment.
+    Fragment,
     FormPost,
 }
 
@@ -171,17 +175,28 @@ pub fn validate(
             "Invalid parameter: redirect_uri".into(),
         ));
     }
+    let returns_tokens = p
+        .response_type
+        .as_deref()
+        .is_some_and(|t| t.split(' ').any(|v| v == "token" || v == "id_token"));
+    let default_mode = if returns_tokens {
+        ResponseMode::Fragment
+    } else {
+        ResponseMode::Query
+    };
     let mode = match p.response_mode.as_deref() {
-        None | Some("") | Some("query") => ResponseMode::Query,
+        None | Some("") => default_mode,
+        Some("query") => ResponseMode::Query,
+        Some("fragment") => ResponseMode::Fragment,
         Some("form_post") => ResponseMode::FormPost,
         Some(_) => {
             return Err(AuthorizeError::Redirect(error_response(
                 issuer,
                 redirect_uri,
-                ResponseMode::Query,
+                default_mode,
                 p.state.as_deref().filter(|s| s.len() <= MAX_PARAM_LEN),
                 ErrorCode::InvalidRequest,
-                "response_mode must be query or form_post",
+                "response_mode must be query, fragment or form_post",
             )));
         }
     };

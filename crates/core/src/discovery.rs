@@ -19,7 +19,7 @@ pub fn openid_configuration(issuer: &str, realm: &Realm) -> Value {
         "revocation_endpoint": format!("{oidc}/revoke"),
         "end_session_endpoint": format!("{oidc}/logout"),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "form_post"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [alg],

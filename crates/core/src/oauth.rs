@@ -136,6 +136,17 @@ pub fn urlencode(v: &str) -> String {
 }
 
 /// `uri` with `params` appended to its query.
+/// `uri` with `params` as its fragment (a registered redirect URI has none of its own; one
+/// that had would be replaced).
+pub fn with_fragment(uri: &str, params: &[(String, String)]) -> String {
+    let base = uri.split('#').next().unwrap_or(uri);
+    let encoded: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect();
+    format!("{base}#{}", encoded.join("&"))
+}
+
 pub fn append_query(uri: &str, params: &[(String, String)]) -> String {
     let mut out = uri.to_owned();
     let mut sep = if uri.contains('?') { '&' } else { '?' };

@@ -93,6 +93,34 @@ fn jwt_claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// `response_mode=fragment`: the code, `state` and `iss` after the `#`, and the code redeems.
+#[tokio::test]
+async fn code_in_the_fragment_when_asked() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let form = browser
+        .open_login(&auth_url(&server, &challenge, "&response_mode=fragment"))
+        .await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap();
+    let (base, fragment) = location.split_once('#').unwrap();
+    assert_eq!(base, REDIRECT, "{location}");
+    let params: std::collections::HashMap<String, String> =
+        reqwest::Url::parse(&format!("http://x/?{fragment}"))
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+    assert_eq!(params["state"], "st4te");
+    assert_eq!(params["iss"], server.url("/realms/demo"));
+    let res = redeem(&server, &params["code"], &verifier).await;
+    assert_eq!(res.status(), 200);
+}
+
 #[tokio::test]
 async fn attribute_mapper_puts_the_kvnr_into_tokens_and_userinfo() {
     let server = TestServer::start().await;

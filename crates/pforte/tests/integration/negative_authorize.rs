@@ -556,6 +556,13 @@ async fn prompt_none_without_a_session_is_login_required() {
     assert_eq!(cb.get("state"), Some("st4te"));
 }
 
+/// The parameters of a redirect's fragment (`#…`); none when there is no fragment.
+fn fragment_params(location: &str) -> Option<std::collections::HashMap<String, String>> {
+    let (_, fragment) = location.split_once('#')?;
+    let parsed = reqwest::Url::parse(&format!("http://x/?{fragment}")).unwrap();
+    Some(parsed.query_pairs().into_owned().collect())
+}
+
 #[tokio::test]
 async fn response_type_token_is_unsupported_at_the_redirect_uri() {
     let server = attack_server().await;
@@ -564,15 +571,55 @@ async fn response_type_token_is_unsupported_at_the_redirect_uri() {
         let url = authorize_url(&server, "demo-app", REDIRECT, &s256(&challenge))
             .replace("response_type=code", &format!("response_type={rt}"));
         let res = get(&url).await;
-        let cb = assert_error_redirect(&server, &res, REDIRECT, "unsupported_response_type");
-        assert_eq!(cb.get("state"), Some("st4te"));
-        assert!(!cb.location.contains("access_token"), "{}", cb.location);
+        assert_eq!(res.status(), 302, "{rt}");
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        // Response types that return tokens answer in the fragment (OAuth 2.0 Multiple
+        // Response Types §2.1; OIDC Core §3.2.2.6): a client asking for them reads it there.
         assert!(
-            !cb.location.contains('#'),
-            "no fragment response: {}",
-            cb.location
+            location.starts_with(&format!("{REDIRECT}#")),
+            "{rt}: {location}"
         );
+        let params = fragment_params(&location).unwrap();
+        assert_eq!(params["error"], "unsupported_response_type", "{location}");
+        assert!(!params["error_description"].is_empty());
+        assert_eq!(params["state"], "st4te");
+        assert_eq!(params["iss"], issuer(&server));
+        for leaked in ["access_token", "id_token", "code"] {
+            assert!(!params.contains_key(leaked), "{location}");
+        }
+        // Asked for explicitly, the query.
+        let res = get(&format!("{url}&response_mode=query")).await;
+        let cb = assert_error_redirect(&server, &res, REDIRECT, "unsupported_response_type");
+        assert!(!cb.location.contains('#'), "{}", cb.location);
     }
+}
+
+#[tokio::test]
+async fn response_mode_fragment_carries_the_response_after_the_hash() {
+    let server = attack_server().await;
+    let (_, challenge) = pkce();
+    let res = get(&authorize_url(
+        &server,
+        "demo-app",
+        REDIRECT,
+        &format!("{}&prompt=none&response_mode=fragment", s256(&challenge)),
+    ))
+    .await;
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(&format!("{REDIRECT}#")), "{location}");
+    let params = fragment_params(location).unwrap();
+    assert_eq!(params["error"], "login_required");
+    assert_eq!(params["state"], "st4te");
+    // An unknown mode is refused (at the query: the request asked for no token).
+    let res = get(&authorize_url(
+        &server,
+        "demo-app",
+        REDIRECT,
+        &format!("{}&response_mode=jwt", s256(&challenge)),
+    ))
+    .await;
+    assert_error_redirect(&server, &res, REDIRECT, "invalid_request");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use pforte_core::authorize::{AuthResponse, ResponseMode};
 use pforte_core::keys::RealmKeys;
 use pforte_core::model::Realm;
-use pforte_core::oauth::{OAuthError, append_query};
+use pforte_core::oauth::{OAuthError, append_query, with_fragment};
 use pforte_core::tokens::Signer;
 
 use super::realm;
@@ -58,8 +58,12 @@ pub fn respond_to_client(
     headers: HeaderMap,
 ) -> Response {
     let mut res = match r.mode {
-        ResponseMode::Query => {
-            let location = append_query(&r.redirect_uri, &r.params);
+        ResponseMode::Query | ResponseMode::Fragment => {
+            let location = if r.mode == ResponseMode::Query {
+                append_query(&r.redirect_uri, &r.params)
+            } else {
+                with_fragment(&r.redirect_uri, &r.params)
+            };
             match HeaderValue::from_str(&location) {
                 Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
                 Err(_) => pages::error(
