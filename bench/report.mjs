@@ -230,8 +230,8 @@ p('Start to ready: from spawning the process to its "listening" line on stdout (
   + 'again on the database the run filled, without `--import` (oidc-provider keeps nothing to '
   + 'restart from). RSS from `/proc/<pid>/status` (VmRSS one second after ready, VmHWM at the end).'
   + (targets.includes(KEYCLOAK) ? ' Keycloak\'s start includes importing the same realm file '
-    + '(hashing the password with its default, Argon2) into a fresh database; its first start '
-    + 'after unpacking also builds its Quarkus application.' : ''));
+    + '(hashing the password with its default, Argon2) into a fresh database; its server was '
+    + 'built beforehand (`kc.sh build`) and starts optimized.' : ''));
 p();
 p(`## How the ${targets.length === 2 ? 'two' : targets.length} are set up`);
 p();
@@ -247,8 +247,9 @@ p('- **oidc-provider** (the peer of the goals): [`oidc-provider`](https://www.np
   + 'password; pforte checks it. Its access tokens are its default opaque tokens.');
 if (targets.includes(KEYCLOAK)) {
   p('- **keycloak**: the `org.keycloak:keycloak-quarkus-dist` distribution from Maven '
-    + '(bench/.keycloak), `kc.sh start` (production mode) with `--db dev-file` (its embedded H2 '
-    + 'file database, fresh each run), `--cache local` (one node), plain HTTP on 127.0.0.1, '
+    + '(bench/.keycloak), built with `kc.sh build --db=dev-file --cache=local` (its embedded H2 '
+    + 'file database, fresh each run; local caches: one node) and run with `kc.sh start '
+    + '--optimized` (production mode), plain HTTP on 127.0.0.1, '
     + '`--import-realm` of the same `bench/realm.json`, unchanged; default JVM settings; all '
     + 'cores. Its own defaults otherwise: JWT access tokens (ES256, the realm\'s '
     + '`defaultSignatureAlgorithm`), signed JWT refresh tokens that are not revoked on use '
