@@ -541,17 +541,23 @@ async fn public_client_without_code_challenge_is_refused_at_the_redirect_uri() {
     assert_error_redirect(&server, &res, REDIRECT, "invalid_request");
 }
 
+/// demo-app's authorization request (PKCE S256) with `extra` appended, without a session.
+async fn demo_authorize(server: &TestServer, extra: &str) -> Response {
+    let (_, challenge) = pkce();
+    let pkce = s256(&challenge);
+    get(&authorize_url(
+        server,
+        "demo-app",
+        REDIRECT,
+        &format!("{pkce}{extra}"),
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn prompt_none_without_a_session_is_login_required() {
     let server = attack_server().await;
-    let (_, challenge) = pkce();
-    let res = get(&authorize_url(
-        &server,
-        "demo-app",
-        REDIRECT,
-        &format!("{}&prompt=none", s256(&challenge)),
-    ))
-    .await;
+    let res = demo_authorize(&server, "&prompt=none").await;
     let cb = assert_error_redirect(&server, &res, REDIRECT, "login_required");
     assert_eq!(cb.get("state"), Some("st4te"));
 }
@@ -597,14 +603,7 @@ async fn response_type_token_is_unsupported_at_the_redirect_uri() {
 #[tokio::test]
 async fn response_mode_fragment_carries_the_response_after_the_hash() {
     let server = attack_server().await;
-    let (_, challenge) = pkce();
-    let res = get(&authorize_url(
-        &server,
-        "demo-app",
-        REDIRECT,
-        &format!("{}&prompt=none&response_mode=fragment", s256(&challenge)),
-    ))
-    .await;
+    let res = demo_authorize(&server, "&prompt=none&response_mode=fragment").await;
     assert_eq!(res.status(), 302);
     let location = res.headers()["location"].to_str().unwrap();
     assert!(location.starts_with(&format!("{REDIRECT}#")), "{location}");
@@ -612,13 +611,7 @@ async fn response_mode_fragment_carries_the_response_after_the_hash() {
     assert_eq!(params["error"], "login_required");
     assert_eq!(params["state"], "st4te");
     // An unknown mode is refused (at the query: the request asked for no token).
-    let res = get(&authorize_url(
-        &server,
-        "demo-app",
-        REDIRECT,
-        &format!("{}&response_mode=jwt", s256(&challenge)),
-    ))
-    .await;
+    let res = demo_authorize(&server, "&response_mode=jwt").await;
     assert_error_redirect(&server, &res, REDIRECT, "invalid_request");
 }
 
