@@ -135,7 +135,6 @@ pub fn urlencode(v: &str) -> String {
     out
 }
 
-/// `uri` with `params` appended to its query.
 /// `uri` with `params` as its fragment (a registered redirect URI has none of its own; one
 /// that had would be replaced).
 pub fn with_fragment(uri: &str, params: &[(String, String)]) -> String {
@@ -147,6 +146,7 @@ pub fn with_fragment(uri: &str, params: &[(String, String)]) -> String {
     format!("{base}#{}", encoded.join("&"))
 }
 
+/// `uri` with `params` appended to its query.
 pub fn append_query(uri: &str, params: &[(String, String)]) -> String {
     let mut out = uri.to_owned();
     let mut sep = if uri.contains('?') { '&' } else { '?' };

@@ -73,7 +73,9 @@ pub fn contains(scope: &str, item: &str) -> bool {
     scope.split_whitespace().any(|s| s == item)
 }
 
-/// A narrower scope for a refresh: every requested scope must already be in `granted`.
+/// A narrower scope for a refresh: every requested scope must already be in `granted`. The
+/// granted scopes a client is not shown (`roles`, …; see [`presented`]) stay: a client that
+/// sends back the scope it was shown must not lose their claims.
 pub fn narrow(granted: &str, requested: Option<&str>) -> Result<String, String> {
     let Some(requested) = requested.filter(|r| !r.trim().is_empty()) else {
         return Ok(granted.to_owned());
@@ -86,6 +88,11 @@ pub fn narrow(granted: &str, requested: Option<&str>) -> Result<String, String> 
             ));
         }
         if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    for s in granted.split_whitespace() {
+        if NOT_IN_TOKEN_SCOPE.contains(&s) && !out.contains(&s) {
             out.push(s);
         }
     }
@@ -137,5 +144,12 @@ mod tests {
         );
         assert!(narrow("openid profile", Some("openid email")).is_err());
         assert_eq!(narrow("openid profile", None).unwrap(), "openid profile");
+        // The scope the client was shown, sent back, keeps what it was not shown.
+        let granted = "openid profile email roles web-origins acr basic";
+        assert_eq!(narrow(granted, Some(&presented(granted))).unwrap(), granted);
+        assert_eq!(
+            narrow(granted, Some("openid")).unwrap(),
+            "openid roles web-origins acr basic"
+        );
     }
 }

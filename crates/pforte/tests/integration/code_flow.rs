@@ -140,6 +140,20 @@ async fn attribute_mapper_puts_the_kvnr_into_tokens_and_userinfo() {
     // above) but, as in Keycloak, not listed in the scope a client is shown.
     assert_eq!(tokens["scope"], "openid profile email", "{tokens}");
     assert_eq!(at["scope"], tokens["scope"]);
+    // Refreshing with the scope it was shown keeps what it was not shown.
+    let refreshed: Value = crate::negative_authorize::refresh(
+        &server,
+        "demo-app",
+        tokens["refresh_token"].as_str().unwrap(),
+        tokens["scope"].as_str(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(refreshed["scope"], "openid profile email", "{refreshed}");
+    let at2 = jwt_claims(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(at2["realm_access"]["roles"][0], "patient", "{at2}");
     assert_eq!(id["nonce"], "n0nce");
     assert!(id["at_hash"].is_string() && id["sid"].is_string() && id["auth_time"].is_i64());
     let info: Value = http_client()
