@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AuthCode, Client, FlowState, Realm, Session, Timestamp};
-use crate::oauth::{ErrorCode, MAX_PARAM_LEN};
+use crate::oauth::{ErrorCode, MAX_PARAM_LEN, append_query, with_fragment};
 use crate::rng::{self, Rng};
 use crate::scope;
 use crate::secret::hash_token;
@@ -66,6 +66,18 @@ pub struct AuthResponse {
     pub redirect_uri: String,
     pub mode: ResponseMode,
     pub params: Vec<(String, String)>,
+}
+
+impl AuthResponse {
+    /// Where a redirect sends the browser: the parameters in the query or the fragment, by
+    /// response mode; `None` for `form_post`, which is a page, not a redirect.
+    pub fn location(&self) -> Option<String> {
+        match self.mode {
+            ResponseMode::Query => Some(append_query(&self.redirect_uri, &self.params)),
+            ResponseMode::Fragment => Some(with_fragment(&self.redirect_uri, &self.params)),
+            ResponseMode::FormPost => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

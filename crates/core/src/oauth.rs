@@ -135,21 +135,9 @@ pub fn urlencode(v: &str) -> String {
     out
 }
 
-/// `uri` with `params` as its fragment (a registered redirect URI has none of its own; one
-/// that had would be replaced).
-pub fn with_fragment(uri: &str, params: &[(String, String)]) -> String {
-    let base = uri.split('#').next().unwrap_or(uri);
-    let encoded: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-        .collect();
-    format!("{base}#{}", encoded.join("&"))
-}
-
-/// `uri` with `params` appended to its query.
-pub fn append_query(uri: &str, params: &[(String, String)]) -> String {
-    let mut out = uri.to_owned();
-    let mut sep = if uri.contains('?') { '&' } else { '?' };
+/// Appends `params` form-encoded to `out`, the first after `first`, the others after `&`.
+fn push_params(out: &mut String, first: char, params: &[(String, String)]) {
+    let mut sep = first;
     for (k, v) in params {
         out.push(sep);
         out.push_str(&urlencode(k));
@@ -157,5 +145,22 @@ pub fn append_query(uri: &str, params: &[(String, String)]) -> String {
         out.push_str(&urlencode(v));
         sep = '&';
     }
+}
+
+/// `uri` with `params` as its fragment (a registered redirect URI has none of its own; one
+/// that had would be replaced).
+pub fn with_fragment(uri: &str, params: &[(String, String)]) -> String {
+    let mut out = uri.split('#').next().unwrap_or(uri).to_owned();
+    if params.is_empty() {
+        out.push('#');
+    }
+    push_params(&mut out, '#', params);
+    out
+}
+
+/// `uri` with `params` appended to its query.
+pub fn append_query(uri: &str, params: &[(String, String)]) -> String {
+    let mut out = uri.to_owned();
+    push_params(&mut out, if uri.contains('?') { '&' } else { '?' }, params);
     out
 }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pforte_core::authorize::{AuthResponse, ResponseMode};
+use pforte_core::authorize::AuthResponse;
 use pforte_core::keys::RealmKeys;
 use pforte_core::model::Realm;
-use pforte_core::oauth::{OAuthError, append_query, with_fragment};
+use pforte_core::oauth::OAuthError;
 use pforte_core::tokens::Signer;
 
 use super::realm;
@@ -57,24 +57,17 @@ pub fn respond_to_client(
     r: &AuthResponse,
     headers: HeaderMap,
 ) -> Response {
-    let mut res = match r.mode {
-        ResponseMode::Query | ResponseMode::Fragment => {
-            let location = if r.mode == ResponseMode::Query {
-                append_query(&r.redirect_uri, &r.params)
-            } else {
-                with_fragment(&r.redirect_uri, &r.params)
-            };
-            match HeaderValue::from_str(&location) {
-                Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
-                Err(_) => pages::error(
-                    t,
-                    &*state.rng,
-                    StatusCode::BAD_REQUEST,
-                    "Invalid parameter: redirect_uri",
-                ),
-            }
-        }
-        ResponseMode::FormPost => pages::form_post(t, &*state.rng, &r.redirect_uri, &r.params),
+    let mut res = match r.location() {
+        Some(location) => match HeaderValue::from_str(&location) {
+            Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
+            Err(_) => pages::error(
+                t,
+                &*state.rng,
+                StatusCode::BAD_REQUEST,
+                "Invalid parameter: redirect_uri",
+            ),
+        },
+        None => pages::form_post(t, &*state.rng, &r.redirect_uri, &r.params),
     };
     res.headers_mut().extend(headers);
     res
