@@ -1,9 +1,12 @@
 //! Which user claims a token carries: by scope (OIDC Core §5.4) plus the client's protocol
 //! mappers (Keycloak's `oidc-usermodel-attribute-mapper` and `oidc-hardcoded-claim-mapper`).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value, json};
 
 use crate::model::{Client, ProtocolMapper, User};
+use crate::payload::{Claim, Payload};
 use crate::scope;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +26,46 @@ impl Target {
     }
 }
 
+/// The claims the granted scopes release (OIDC Core §5.4), and Keycloak's realm roles, in
+/// a fixed order.
+fn standard_claims<'a>(
+    user: &'a User,
+    granted: &str,
+    target: Target,
+    mut emit: impl FnMut(&'static str, Claim<'a>),
+) {
+    if scope::contains(granted, "profile") {
+        let name: Cow<'a, str> = match (user.first_name.as_deref(), user.last_name.as_deref()) {
+            (Some(first), Some(last)) => Cow::Owned(format!("{first} {last}")),
+            (Some(one), None) | (None, Some(one)) => Cow::Borrowed(one),
+            (None, None) => Cow::Borrowed(""),
+        };
+        if !name.is_empty() {
+            emit("name", Claim::Str(name));
+        }
+        if let Some(v) = &user.first_name {
+            emit("given_name", Claim::from(v.as_str()));
+        }
+        if let Some(v) = &user.last_name {
+            emit("family_name", Claim::from(v.as_str()));
+        }
+        emit("preferred_username", Claim::from(user.username.as_str()));
+    }
+    if scope::contains(granted, "email")
+        && let Some(email) = &user.email
+    {
+        emit("email", Claim::from(email.as_str()));
+        emit("email_verified", Claim::Bool(user.email_verified));
+    }
+    // Keycloak's realm-roles mapper adds nothing for a user without realm roles.
+    if target == Target::AccessToken
+        && scope::contains(granted, "roles")
+        && !user.realm_roles.is_empty()
+    {
+        emit("realm_access", Claim::RealmAccess(&user.realm_roles));
+    }
+}
+
 /// The user's claims for `target` under `scope`.
 pub fn user_claims(
     user: &User,
@@ -31,40 +74,38 @@ pub fn user_claims(
     target: Target,
 ) -> Map<String, Value> {
     let mut c = Map::new();
-    if scope::contains(granted, "profile") {
-        let name = [user.first_name.as_deref(), user.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-        if !name.is_empty() {
-            c.insert("name".into(), json!(name));
-        }
-        if let Some(v) = &user.first_name {
-            c.insert("given_name".into(), json!(v));
-        }
-        if let Some(v) = &user.last_name {
-            c.insert("family_name".into(), json!(v));
-        }
-        c.insert("preferred_username".into(), json!(user.username));
-    }
-    if scope::contains(granted, "email")
-        && let Some(email) = &user.email
-    {
-        c.insert("email".into(), json!(email));
-        c.insert("email_verified".into(), json!(user.email_verified));
-    }
-    // Keycloak's realm-roles mapper adds nothing for a user without realm roles.
-    if target == Target::AccessToken
-        && scope::contains(granted, "roles")
-        && !user.realm_roles.is_empty()
-    {
-        c.insert("realm_access".into(), json!({ "roles": user.realm_roles }));
-    }
+    standard_claims(user, granted, target, |name, value| {
+        c.insert(name.into(), value.into_value());
+    });
     for mapper in &client.protocol_mappers {
         apply_mapper(mapper, user, target, &mut c);
     }
     c
+}
+
+/// Adds the user's claims for `target` under `granted` to a token's payload; claims already
+/// in it win. The same claims as [`user_claims`], without building a map when no protocol
+/// mapper is involved.
+pub fn add_user_claims<'a>(
+    out: &mut Payload<'a>,
+    user: &'a User,
+    client: &Client,
+    granted: &str,
+    target: Target,
+) {
+    if client
+        .protocol_mappers
+        .iter()
+        .any(|m| flag(m, target.mapper_flag()))
+    {
+        // A mapper may replace a standard claim or nest into one (`realm_access.x`): build
+        // them together as a map, exactly as userinfo does.
+        for (name, value) in user_claims(user, client, granted, target) {
+            out.add(name, Claim::Json(value));
+        }
+        return;
+    }
+    standard_claims(user, granted, target, |name, value| out.add(name, value));
 }
 
 fn flag(mapper: &ProtocolMapper, key: &str) -> bool {
@@ -235,6 +276,88 @@ mod tests {
         assert_eq!(c["health"]["kvnr"], "A123456780");
         let c = user_claims(&user(), &cl, "", Target::IdToken);
         assert!(c.get("health").is_none());
+    }
+
+    #[test]
+    fn token_payload_carries_the_same_claims_as_the_map() {
+        let mut users = vec![user()];
+        let mut u = user();
+        u.first_name = None;
+        users.push(u);
+        let mut u = user();
+        u.last_name = None;
+        u.email = None;
+        users.push(u);
+        let mut u = user();
+        u.first_name = Some(String::new());
+        u.last_name = Some("Solo".into());
+        u.realm_roles.clear();
+        users.push(u);
+        let mapper = |claim: &str, kind: &str, extra: (&str, &str)| ProtocolMapper {
+            name: claim.into(),
+            protocol_mapper: kind.into(),
+            config: BTreeMap::from([
+                ("claim.name".into(), claim.into()),
+                (extra.0.into(), extra.1.into()),
+            ]),
+        };
+        let clients = [
+            client(vec![]),
+            client(vec![
+                mapper(
+                    "kvnr",
+                    "oidc-usermodel-attribute-mapper",
+                    ("user.attribute", "kvnr"),
+                ),
+                // Replaces a standard claim, and nests into another.
+                mapper("name", "oidc-hardcoded-claim-mapper", ("claim.value", "X")),
+                mapper(
+                    "realm_access.extra",
+                    "oidc-hardcoded-claim-mapper",
+                    ("claim.value", "Y"),
+                ),
+            ]),
+        ];
+        for cl in &clients {
+            for u in &users {
+                for scope in ["", "openid", "openid profile email roles", "email roles"] {
+                    for target in [Target::AccessToken, Target::IdToken, Target::Userinfo] {
+                        let mut p = Payload::default();
+                        add_user_claims(&mut p, u, cl, scope, target);
+                        assert_eq!(
+                            p.into_map(),
+                            user_claims(u, cl, scope, target),
+                            "{scope:?} {target:?} {u:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn claims_already_in_the_payload_win() {
+        let m = ProtocolMapper {
+            name: "sub".into(),
+            protocol_mapper: "oidc-hardcoded-claim-mapper".into(),
+            config: BTreeMap::from([
+                ("claim.name".into(), "sub".into()),
+                ("claim.value".into(), "admin".into()),
+            ]),
+        };
+        for cl in [client(vec![]), client(vec![m])] {
+            let u = user();
+            let mut p = Payload::default();
+            p.add("sub", "u1");
+            p.add("preferred_username", "set-by-the-token");
+            add_user_claims(&mut p, &u, &cl, "profile", Target::AccessToken);
+            assert_eq!(p.get("sub"), Some(&Claim::from("u1")));
+            assert_eq!(
+                p.get("preferred_username"),
+                Some(&Claim::from("set-by-the-token"))
+            );
+            assert!(p.contains("name"));
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod login;
 pub mod logout;
 pub mod model;
 pub mod oauth;
+pub mod payload;
 pub mod representation;
 pub mod rng;
 pub mod scope;

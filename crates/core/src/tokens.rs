@@ -10,12 +10,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pforte_jose::Alg;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::claims::{self, Target};
 use crate::keys::RealmKeys;
 use crate::model::{Client, Realm, Timestamp, User};
 use crate::oauth::{ErrorCode, OAuthError};
+use crate::payload::Payload;
 use crate::rng::{self, Rng};
 use crate::scope;
 use crate::secret::hash_token;
@@ -138,7 +139,7 @@ pub fn grant_of_jti(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(g, _)| g)
 }
 
-fn sign(signer: Signer<'_>, typ: &str, claims: &Map<String, Value>) -> Result<String, OAuthError> {
+fn sign(signer: Signer<'_>, typ: &str, claims: &Payload<'_>) -> Result<String, OAuthError> {
     signer
         .keys
         .active
@@ -158,37 +159,37 @@ pub fn access_token(
     rng: &dyn Rng,
 ) -> Result<(String, i64), OAuthError> {
     let lifespan = access_lifespan(signer.realm, client);
-    let mut c = Map::new();
-    c.insert("iss".into(), json!(signer.issuer));
-    c.insert("exp".into(), json!(now + lifespan));
-    c.insert("iat".into(), json!(now));
-    c.insert("jti".into(), json!(jti(rng, auth.grant_id)));
-    c.insert("aud".into(), json!(client.client_id));
-    c.insert("typ".into(), json!("Bearer"));
-    c.insert("azp".into(), json!(client.client_id));
-    c.insert("client_id".into(), json!(client.client_id));
-    c.insert("scope".into(), json!(scope::presented(scope)));
+    // The token's own claims first: a user claim or protocol mapper of the same name must
+    // not replace them (the first claim of a name wins).
+    let mut c = Payload::with_capacity(24);
+    c.add("iss", signer.issuer);
+    c.add("exp", now + lifespan);
+    c.add("iat", now);
+    c.add("jti", jti(rng, auth.grant_id));
+    c.add("aud", client.client_id.as_str());
+    c.add("typ", "Bearer");
+    c.add("azp", client.client_id.as_str());
+    c.add("client_id", client.client_id.as_str());
+    c.add("scope", scope::presented(scope));
     if let Some(t) = auth.auth_time {
-        c.insert("auth_time".into(), json!(t));
+        c.add("auth_time", t);
     }
     if let Some(sid) = auth.session_id {
-        c.insert("sid".into(), json!(sid));
+        c.add("sid", sid);
     }
     if let Some(acr) = auth.acr {
-        c.insert("acr".into(), json!(acr));
+        c.add("acr", acr);
     }
     match principal {
         Principal::User(user) => {
-            c.insert("sub".into(), json!(user.id));
-            for (k, v) in claims::user_claims(user, client, scope, Target::AccessToken) {
-                c.entry(k).or_insert(v);
-            }
+            c.add("sub", user.id.as_str());
+            claims::add_user_claims(&mut c, user, client, scope, Target::AccessToken);
         }
         Principal::ServiceAccount(cl) => {
-            c.insert("sub".into(), json!(service_account_sub(cl)));
-            c.insert(
-                "preferred_username".into(),
-                json!(format!("service-account-{}", cl.client_id)),
+            c.add("sub", service_account_sub(cl));
+            c.add(
+                "preferred_username",
+                format!("service-account-{}", cl.client_id),
             );
         }
     }
@@ -220,37 +221,29 @@ pub fn id_token(
     now: Timestamp,
     rng: &dyn Rng,
 ) -> Result<String, OAuthError> {
-    let mut c = Map::new();
-    c.insert("iss".into(), json!(signer.issuer));
-    c.insert("sub".into(), json!(user.id));
-    c.insert("aud".into(), json!(client.client_id));
-    c.insert(
-        "exp".into(),
-        json!(now + access_lifespan(signer.realm, client)),
-    );
-    c.insert("iat".into(), json!(now));
-    c.insert("jti".into(), json!(rng::token(rng, 12)));
-    c.insert("azp".into(), json!(client.client_id));
-    c.insert("typ".into(), json!("ID"));
-    c.insert(
-        "at_hash".into(),
-        json!(at_hash(signer.keys.active.alg(), access_token)),
-    );
+    let mut c = Payload::with_capacity(24);
+    c.add("iss", signer.issuer);
+    c.add("sub", user.id.as_str());
+    c.add("aud", client.client_id.as_str());
+    c.add("exp", now + access_lifespan(signer.realm, client));
+    c.add("iat", now);
+    c.add("jti", rng::token(rng, 12));
+    c.add("azp", client.client_id.as_str());
+    c.add("typ", "ID");
+    c.add("at_hash", at_hash(signer.keys.active.alg(), access_token));
     if let Some(t) = auth.auth_time {
-        c.insert("auth_time".into(), json!(t));
+        c.add("auth_time", t);
     }
     if let Some(n) = auth.nonce {
-        c.insert("nonce".into(), json!(n));
+        c.add("nonce", n);
     }
     if let Some(sid) = auth.session_id {
-        c.insert("sid".into(), json!(sid));
+        c.add("sid", sid);
     }
     if let Some(acr) = auth.acr {
-        c.insert("acr".into(), json!(acr));
+        c.add("acr", acr);
     }
-    for (k, v) in claims::user_claims(user, client, scope, Target::IdToken) {
-        c.entry(k).or_insert(v);
-    }
+    claims::add_user_claims(&mut c, user, client, scope, Target::IdToken);
     sign(signer, "JWT", &c)
 }
 

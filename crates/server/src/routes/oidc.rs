@@ -75,9 +75,26 @@ pub fn respond_to_client(
 
 /// Token-endpoint-style JSON success with `no-store`.
 pub fn no_store_json(body: impl serde::Serialize) -> Response {
-    let mut res = axum::Json(body).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    res
+    // Sized for a token response with an ID token, so that it is written without growing
+    // the buffer (`axum::Json` starts at 128 bytes).
+    let mut buf = Vec::with_capacity(2048);
+    if let Err(e) = serde_json::to_writer(&mut buf, &body) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot serialise the response: {e}"),
+        )
+            .into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::PRAGMA, HeaderValue::from_static("no-cache")),
+        ],
+        buf,
+    )
+        .into_response()
 }

@@ -24,8 +24,9 @@ use crate::migrate;
 use db_thread::DbThread;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Prepared statements kept (the store has about 40 distinct ones).
-const STATEMENT_CACHE: usize = 64;
+/// Prepared statements kept: the store has about 55 distinct ones, plus the handful of
+/// transaction-control statements the connection's thread runs.
+const STATEMENT_CACHE: usize = 96;
 
 /// `Store` on SQLite.
 #[derive(Clone, Debug)]
