@@ -77,10 +77,14 @@ pub async fn introspect<S: Store>(
             .is_some_and(|s| session::is_active(signer.realm, s, now)),
         None => true,
     };
+    // A refresh token is a credential of the client it was issued to (RFC 6749 §6), never
+    // shown to a resource server: only that client learns anything about it here (RFC 7662
+    // §4 lets the answer depend on the caller). Keycloak answers the same way.
     if !tokens::same_hash(&hash, &found.token.token_hash)
         || g.revoked
         || found.token.expires_at <= now
         || g.realm != signer.realm.name
+        || g.client_id != caller.client_id
         || !session_ok
     {
         return Ok(inactive());

@@ -54,13 +54,12 @@ async fn code_reuse_is_refused_and_revokes_what_the_code_issued() {
     let access = s(&first["access_token"]);
     let refresh_token = s(&first["refresh_token"]);
     assert_active(&server, access, true).await;
-    assert_active(&server, refresh_token, true).await;
 
     let res = redeem(&server, &code, &verifier).await;
     assert_oauth_error(res, 400, "invalid_grant").await;
 
     assert_active(&server, access, false).await;
-    assert_active(&server, refresh_token, false).await;
+    // The refresh token of the grant is dead too.
     let res = refresh(&server, "demo-app", refresh_token, None).await;
     assert_oauth_error(res, 400, "invalid_grant").await;
     let res = http_client()
@@ -217,7 +216,6 @@ async fn refresh_replay_revokes_the_whole_family() {
     assert_oauth_error(res, 400, "invalid_grant").await;
     assert_active(&server, &b_access, false).await;
     assert_active(&server, s(&tokens["access_token"]), false).await;
-    assert_active(&server, &b, false).await;
 }
 
 /// The same refresh token twice at the same moment is a replay too: at most one answer
@@ -267,6 +265,71 @@ async fn refresh_token_of_another_client_is_refused() {
     let res = refresh(&server, "demo-app", rt, None).await;
     let (status, body) = status_json(res).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Introspection as conf-app (confidential, so it may introspect).
+async fn introspect_as_conf_app(server: &TestServer, token: &str) -> Value {
+    let res = post_form_basic(
+        &introspect_url(server),
+        "conf-app",
+        CONF_SECRET,
+        &[("token", token), ("token_type_hint", "refresh_token")],
+    )
+    .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Only the client a refresh token was issued to learns about it at introspection; to
+/// anyone else, even an authenticated confidential client, it is inactive.
+#[tokio::test]
+async fn refresh_token_introspection_is_for_its_own_client() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let cb = login_for(&server, &mut browser, "conf-app", REDIRECT, "").await;
+    let res = post_form_basic(
+        &token_url(&server),
+        "conf-app",
+        CONF_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    let (status, tokens) = status_json(res).await;
+    assert_eq!(status, 200, "{tokens}");
+    let a = s(&tokens["refresh_token"]).to_owned();
+
+    let own = introspect_as_conf_app(&server, &a).await;
+    assert_eq!(own["active"], true, "{own}");
+    assert_eq!(own["token_type"], "Refresh", "{own}");
+    assert_eq!(own["client_id"], "conf-app", "{own}");
+    let foreign = introspect(&server, &a).await;
+    assert_eq!(
+        foreign,
+        serde_json::json!({"active": false}),
+        "another client learns nothing about it"
+    );
+    // The access token stays introspectable by any confidential client (resource servers).
+    assert_active(&server, s(&tokens["access_token"]), true).await;
+
+    // Its own client sees the rotation.
+    let res = post_form_basic(
+        &token_url(&server),
+        "conf-app",
+        CONF_SECRET,
+        &[("grant_type", "refresh_token"), ("refresh_token", &a)],
+    )
+    .await;
+    let (status, rotated) = status_json(res).await;
+    assert_eq!(status, 200, "{rotated}");
+    let b = s(&rotated["refresh_token"]);
+    assert_eq!(introspect_as_conf_app(&server, b).await["active"], true);
+    let old = introspect_as_conf_app(&server, &a).await;
+    assert_eq!(old["active"], false, "rotated out: {old}");
 }
 
 #[tokio::test]

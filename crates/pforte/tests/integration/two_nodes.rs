@@ -251,22 +251,17 @@ async fn one_flow_across_two_nodes_on_one_postgres() {
     assert_eq!(i["active"], true, "{i}");
     assert_eq!(i["sub"], sub.as_str(), "{i}");
     assert_eq!(i["client_id"], "demo-app", "{i}");
-    let i = c.introspect(a, &rt2).await;
-    assert_eq!(i["active"], true, "{i}");
-    let i = c.introspect(a, &rt1).await;
-    assert_eq!(
-        i["active"], false,
-        "rotated out on B, still active on A: {i}"
-    );
 
-    // The rotated-out token replayed on B ends the family, seen on A too.
+    // The token B rotated out is a replay on A, and the family A ends is ended on B too.
+    // (Refresh tokens are checked by using them: introspection shows them only to their
+    // own client, and demo-app is public.)
     assert_invalid_grant(
-        c.refresh(b, &rt1).await,
-        "replay of a rotated-out token on B",
+        c.refresh(a, &rt1).await,
+        "replay on A of the token B rotated out",
     );
     assert_invalid_grant(
-        c.refresh(a, &rt2).await,
-        "newest refresh token on A after the replay on B",
+        c.refresh(b, &rt2).await,
+        "newest refresh token on B after the replay on A",
     );
     let i = c.introspect(a, &at2).await;
     assert_eq!(
