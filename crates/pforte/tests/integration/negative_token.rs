@@ -177,18 +177,23 @@ async fn pkce_downgrade_is_refused() {
         ))
         .await;
     let cb = pforte_testkit::callback(&res);
-    let res = post_form_basic(
-        &token_url(&server),
+    let res = redeem_as_conf_app(&server, cb.get("code").unwrap()).await;
+    assert_eq!(res.status(), 200);
+}
+
+/// conf-app (confidential, client_secret_basic) redeems a code it got without PKCE.
+async fn redeem_as_conf_app(server: &TestServer, code: &str) -> reqwest::Response {
+    post_form_basic(
+        &token_url(server),
         "conf-app",
         CONF_SECRET,
         &[
             ("grant_type", "authorization_code"),
-            ("code", cb.get("code").unwrap()),
+            ("code", code),
             ("redirect_uri", REDIRECT),
         ],
     )
-    .await;
-    assert_eq!(res.status(), 200);
+    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -288,17 +293,7 @@ async fn refresh_token_introspection_is_for_its_own_client() {
     let server = attack_server().await;
     let mut browser = Browser::new();
     let cb = login_for(&server, &mut browser, "conf-app", REDIRECT, "").await;
-    let res = post_form_basic(
-        &token_url(&server),
-        "conf-app",
-        CONF_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", cb.get("code").unwrap()),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let res = redeem_as_conf_app(&server, cb.get("code").unwrap()).await;
     let (status, tokens) = status_json(res).await;
     assert_eq!(status, 200, "{tokens}");
     let a = s(&tokens["refresh_token"]).to_owned();
