@@ -236,6 +236,18 @@ mod tests {
         }
     }
 
+    /// A mapper of `kind` for `claim`, with one more config entry (its source or value).
+    fn mapper(claim: &str, kind: &str, extra: (&str, &str)) -> ProtocolMapper {
+        ProtocolMapper {
+            name: claim.into(),
+            protocol_mapper: kind.into(),
+            config: BTreeMap::from([
+                ("claim.name".into(), claim.into()),
+                (extra.0.into(), extra.1.into()),
+            ]),
+        }
+    }
+
     #[test]
     fn scopes_release_their_claims_only() {
         let c = user_claims(&user(), &client(vec![]), "openid profile", Target::IdToken);
@@ -293,14 +305,6 @@ mod tests {
         u.last_name = Some("Solo".into());
         u.realm_roles.clear();
         users.push(u);
-        let mapper = |claim: &str, kind: &str, extra: (&str, &str)| ProtocolMapper {
-            name: claim.into(),
-            protocol_mapper: kind.into(),
-            config: BTreeMap::from([
-                ("claim.name".into(), claim.into()),
-                (extra.0.into(), extra.1.into()),
-            ]),
-        };
         let clients = [
             client(vec![]),
             client(vec![
@@ -337,14 +341,11 @@ mod tests {
 
     #[test]
     fn claims_already_in_the_payload_win() {
-        let m = ProtocolMapper {
-            name: "sub".into(),
-            protocol_mapper: "oidc-hardcoded-claim-mapper".into(),
-            config: BTreeMap::from([
-                ("claim.name".into(), "sub".into()),
-                ("claim.value".into(), "admin".into()),
-            ]),
-        };
+        let m = mapper(
+            "sub",
+            "oidc-hardcoded-claim-mapper",
+            ("claim.value", "admin"),
+        );
         for cl in [client(vec![]), client(vec![m])] {
             let u = user();
             let mut p = Payload::default();

@@ -237,7 +237,7 @@ fn respond(
     now: Timestamp,
     rng: &dyn Rng,
 ) -> Result<TokenResponse, OAuthError> {
-    let (access_token, expires_in) = tokens::access_token(
+    let access = tokens::access_token(
         signer,
         client,
         &Principal::User(user),
@@ -253,7 +253,7 @@ fn respond(
             user,
             scope_granted,
             auth,
-            &access_token,
+            &access.token,
             now,
             rng,
         )?)
@@ -265,13 +265,13 @@ fn respond(
         None => (None, None),
     };
     Ok(TokenResponse {
-        access_token,
+        access_token: access.token,
         token_type: "Bearer",
-        expires_in,
+        expires_in: access.expires_in,
         refresh_token,
         refresh_expires_in,
         id_token,
-        scope: scope::presented(scope_granted),
+        scope: access.scope,
         session_state: auth.session_id.map(str::to_owned),
         issued_token_type: None,
     })
@@ -458,7 +458,7 @@ fn client_credentials(
         .filter(|s| *s != "openid")
         .collect::<Vec<_>>()
         .join(" ");
-    let (access_token, expires_in) = tokens::access_token(
+    let access = tokens::access_token(
         signer,
         client,
         &Principal::ServiceAccount(client),
@@ -468,13 +468,13 @@ fn client_credentials(
         rng,
     )?;
     Ok(TokenResponse {
-        access_token,
+        access_token: access.token,
         token_type: "Bearer",
-        expires_in,
+        expires_in: access.expires_in,
         refresh_token: None,
         refresh_expires_in: None,
         id_token: None,
-        scope: scope::presented(&granted),
+        scope: access.scope,
         session_state: None,
         issued_token_type: None,
     })

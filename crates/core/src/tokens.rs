@@ -147,7 +147,16 @@ fn sign(signer: Signer<'_>, typ: &str, claims: &Payload<'_>) -> Result<String, O
         .map_err(|e| OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}")))
 }
 
-/// Mints an access token; returns it with its lifetime in seconds.
+/// A minted access token.
+pub struct IssuedAccessToken {
+    pub token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: i64,
+    /// The scope the client is shown ([`scope::presented`]), as in the token.
+    pub scope: String,
+}
+
+/// Mints an access token.
 #[allow(clippy::too_many_arguments)]
 pub fn access_token(
     signer: Signer<'_>,
@@ -157,8 +166,9 @@ pub fn access_token(
     auth: &AuthContext<'_>,
     now: Timestamp,
     rng: &dyn Rng,
-) -> Result<(String, i64), OAuthError> {
+) -> Result<IssuedAccessToken, OAuthError> {
     let lifespan = access_lifespan(signer.realm, client);
+    let shown = scope::presented(scope);
     // The token's own claims first: a user claim or protocol mapper of the same name must
     // not replace them (the first claim of a name wins).
     let mut c = Payload::with_capacity(24);
@@ -170,7 +180,7 @@ pub fn access_token(
     c.add("typ", "Bearer");
     c.add("azp", client.client_id.as_str());
     c.add("client_id", client.client_id.as_str());
-    c.add("scope", scope::presented(scope));
+    c.add("scope", shown.as_str());
     if let Some(t) = auth.auth_time {
         c.add("auth_time", t);
     }
@@ -193,7 +203,12 @@ pub fn access_token(
             );
         }
     }
-    Ok((sign(signer, ACCESS_TOKEN_TYP, &c)?, lifespan))
+    let token = sign(signer, ACCESS_TOKEN_TYP, &c)?;
+    Ok(IssuedAccessToken {
+        token,
+        expires_in: lifespan,
+        scope: shown,
+    })
 }
 
 /// `at_hash` (OIDC Core §3.1.3.6): the left half of the hash of the access token, with the
