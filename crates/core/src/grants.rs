@@ -273,6 +273,7 @@ fn respond(
         id_token,
         scope: access.scope,
         session_state: auth.session_id.map(str::to_owned),
+        not_before_policy: 0,
         issued_token_type: None,
     })
 }
@@ -476,6 +477,7 @@ fn client_credentials(
         id_token: None,
         scope: access.scope,
         session_state: None,
+        not_before_policy: 0,
         issued_token_type: None,
     })
 }

@@ -39,6 +39,11 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_state: Option<String>,
+    /// Keycloak's realm "not before" revocation time, always in its token responses; some
+    /// Keycloak client libraries read it. pforte has no such push revocation, so it is 0,
+    /// what Keycloak sends for a realm where none was ever set.
+    #[serde(rename = "not-before-policy")]
+    pub not_before_policy: i64,
     /// RFC 8693 responses name the type of the issued token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,

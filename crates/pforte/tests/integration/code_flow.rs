@@ -64,6 +64,13 @@ async fn code_flow_over_raw_http() {
     assert_eq!(tokens["token_type"], "Bearer");
     assert!(tokens["id_token"].is_string());
     assert!(tokens["refresh_token"].is_string());
+    // Keycloak's extra fields, which Keycloak client libraries may read.
+    assert_eq!(tokens["not-before-policy"], 0, "{tokens}");
+    assert!(
+        tokens["refresh_expires_in"].as_i64().unwrap() > 0,
+        "{tokens}"
+    );
+    assert!(tokens["session_state"].is_string(), "{tokens}");
 
     let info: Value = http_client()
         .get(server.url("/realms/demo/protocol/openid-connect/userinfo"))

@@ -537,6 +537,7 @@ async fn client_credentials_works_for_a_service_account_client() {
     assert!(body["access_token"].is_string());
     assert!(body.get("refresh_token").is_none(), "{body}");
     assert!(body.get("id_token").is_none(), "{body}");
+    assert_eq!(body["not-before-policy"], 0, "{body}");
     assert!(
         !s(&body["scope"]).split(' ').any(|x| x == "openid"),
         "{body}"
