@@ -8,6 +8,7 @@ mod cors;
 mod error;
 mod headers;
 mod keycache;
+mod listen;
 mod pages;
 mod password;
 mod routes;
@@ -17,6 +18,7 @@ use std::future::Future;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use error::ApiError;
 pub use keycache::KeyCache;
@@ -24,7 +26,11 @@ pub use state::{AppState, Clock, ServerConfig, SystemClock};
 
 /// The whole application as one router.
 pub fn router(state: AppState) -> Router {
-    routes::router(state.clone()).layer(headers::security_headers())
+    let read_timeout = state.config.read_timeout;
+    routes::router(state)
+        .layer(headers::security_headers())
+        // A body that stalls for longer fails to read, and its request gets a 400.
+        .layer(RequestBodyTimeoutLayer::new(read_timeout))
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -33,9 +39,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let read_timeout = state.config.read_timeout;
+    listen::serve(listener, router(state), read_timeout, shutdown).await
 }
 
 /// The operating system's random source, for callers outside the server (CLI import).

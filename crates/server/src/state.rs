@@ -53,6 +53,11 @@ pub struct ServerConfig {
     pub password_cost: PasswordCost,
     /// Pause before answering a failed login.
     pub login_failure_delay: Duration,
+    /// How long a client may keep the server waiting: for a request's header (on a kept-alive
+    /// connection also for the next request), and between the pieces of a request body.
+    /// A client that takes longer loses its connection; without this, slow or silent
+    /// clients could hold connections (and file descriptors) open for ever.
+    pub read_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -62,6 +67,7 @@ impl ServerConfig {
             dev_mode: false,
             password_cost: PasswordCost::PRODUCTION,
             login_failure_delay: Duration::from_millis(500),
+            read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct TestServerOptions {
     pub master_key: Option<MasterKey>,
     /// Pause before answering a failed login (short by default, to keep tests fast).
     pub login_failure_delay: std::time::Duration,
+    /// The server's read timeout (its production default unless a test shortens it).
+    pub read_timeout: std::time::Duration,
 }
 
 impl Default for TestServerOptions {
@@ -27,6 +29,7 @@ impl Default for TestServerOptions {
             realms: vec![EXAMPLE_REALM.to_owned()],
             master_key: None,
             login_failure_delay: std::time::Duration::from_millis(10),
+            read_timeout: ServerConfig::new(String::new()).read_timeout,
         }
     }
 }
@@ -75,6 +78,7 @@ impl TestServer {
         config.dev_mode = true;
         config.password_cost = PasswordCost::MINIMUM;
         config.login_failure_delay = options.login_failure_delay;
+        config.read_timeout = options.read_timeout;
         let state = AppState::new(store.clone(), config, master);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(pforte_server::serve(listener, state.clone(), async {

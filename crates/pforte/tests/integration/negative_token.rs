@@ -2,10 +2,14 @@
 //! binding, PKCE, refresh-token replay and scope widening, client authentication, grants a
 //! client may not use, malformed requests.
 
-use pforte_testkit::{Browser, TestServer, http_client, pkce};
+use std::time::Duration;
+
+use pforte_testkit::{Browser, TestServer, TestServerOptions, http_client, pkce};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::code_flow::{REDIRECT, login, redeem};
 use crate::negative_authorize::{
@@ -667,6 +671,90 @@ async fn oversized_form_body_is_refused() {
     let (status, body) = status_json(res).await;
     assert_eq!(status, 200);
     assert_eq!(body, serde_json::json!({"active": false}));
+}
+
+/// Raw bytes to the server on a fresh connection; returns everything it answers until it
+/// closes the connection (`None` if it has not within 10 s).
+async fn raw_exchange(server: &TestServer, parts: &[&[u8]], pause: Duration) -> Option<String> {
+    let addr = server.base_url.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    for part in parts {
+        conn.write_all(part).await.unwrap();
+        tokio::time::sleep(pause).await;
+    }
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    // A reset instead of an orderly close also ends the connection.
+    read.ok()
+        .map(|_| String::from_utf8_lossy(&answer).into_owned())
+}
+
+const HALF_HEADER: &[u8] =
+    b"POST /realms/demo/protocol/openid-connect/token HTTP/1.1\r\nHost: x\r\n";
+const FORM_HEADER: &[u8] = b"POST /realms/demo/protocol/openid-connect/token HTTP/1.1\r\n\
+    Host: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 48\r\n\r\n";
+
+#[tokio::test]
+async fn slow_and_silent_clients_lose_their_connection() {
+    let server = TestServer::start_with(TestServerOptions {
+        read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    // Half a request header, then silence (slowloris): closed without an answer.
+    let answer = raw_exchange(&server, &[HALF_HEADER], Duration::ZERO).await;
+    assert_eq!(answer.as_deref(), Some(""), "half a header: {answer:?}");
+    // Connected, and not a byte: closed.
+    let answer = raw_exchange(&server, &[], Duration::ZERO).await;
+    assert_eq!(answer.as_deref(), Some(""), "silent: {answer:?}");
+    // A whole header, then a body that stalls halfway: a 400, and the connection closes.
+    let answer = raw_exchange(
+        &server,
+        &[FORM_HEADER, b"grant_type=client_"],
+        Duration::ZERO,
+    )
+    .await
+    .expect("a stalled body must not hold the connection");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("invalid_request"), "{answer}");
+    // A complete request is answered, and the kept-alive connection closes once idle.
+    let answer = raw_exchange(
+        &server,
+        &[
+            FORM_HEADER,
+            b"grant_type=client_credentials&client_id=nobody-x",
+        ],
+        Duration::ZERO,
+    )
+    .await
+    .expect("an idle kept-alive connection must be closed");
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+}
+
+#[tokio::test]
+async fn a_client_pausing_within_the_read_timeout_is_served() {
+    // The control for the test above: the same requests with pauses well inside the
+    // (default) timeout are answered.
+    let server = attack_server().await;
+    let pause = Duration::from_millis(200);
+    let (head, tail) = HALF_HEADER.split_at(20);
+    let parts: [&[u8]; 5] = [
+        head,
+        tail,
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 48\r\n\r\n",
+        b"grant_type=client_",
+        b"credentials&client_id=nobody-x",
+    ];
+    let addr = server.base_url.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    for part in parts {
+        conn.write_all(part).await.unwrap();
+        tokio::time::sleep(pause).await;
+    }
+    let mut answer = [0u8; 12];
+    conn.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 401");
 }
 
 #[tokio::test]

@@ -1,0 +1,118 @@
+//! The accept loop: HTTP/1.1 connections served by hyper, with a read timeout and graceful
+//! shutdown.
+//!
+//! `axum::serve` offers no way to configure hyper's connection, and so no timeout: a client
+//! that sends half a request header, or opens connections and stays silent, would hold
+//! each connection (a task and a file descriptor) for ever. It also serves every connection
+//! through hyper-util's HTTP/1-or-HTTP/2 detection; pforte speaks HTTP/1.1 (a reverse proxy
+//! in front terminates TLS and HTTP/2) and never upgrades a connection, so hyper's HTTP/1
+//! connection is used directly.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets every
+/// open connection finish its in-flight request and close, and returns when all have.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper's header-read timeout also runs while a kept-alive connection waits for its next
+    // request, so it is the idle timeout as well.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    // `stopping` tells connections to wind down; every connection task holds a clone of
+    // `open`, so `all_closed.closed()` resolves when the last one has ended.
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    let (all_closed, open) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) if is_per_connection(&err) => continue,
+                Err(err) => {
+                    // Out of file descriptors and the like: the loop must neither spin nor
+                    // end the server; the condition usually passes.
+                    tracing::error!(%err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(connection(
+            http.clone(),
+            stream,
+            app.clone(),
+            stopping_rx.clone(),
+            open.clone(),
+        ));
+    }
+    drop(listener);
+    // Err only when no connection is open, so there is no one to tell.
+    let _ = stopping_tx.send(true);
+    drop(open);
+    all_closed.closed().await;
+    Ok(())
+}
+
+async fn connection(
+    http: hyper::server::conn::http1::Builder,
+    stream: TcpStream,
+    app: Router,
+    mut stopping: watch::Receiver<bool>,
+    _open: watch::Receiver<()>,
+) {
+    // A response is written with one writev; Nagle's algorithm could only hold back the
+    // tail of a large one.
+    let _ = stream.set_nodelay(true);
+    let service =
+        TowerToHyperService::new(app.map_request(|req: Request<Incoming>| req.map(Body::new)));
+    let mut conn = std::pin::pin!(http.serve_connection(TokioIo::new(stream), service));
+    let stop = async move {
+        // Err: the accept loop is gone, which means stop as well.
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    tokio::select! {
+        biased;
+        result = conn.as_mut() => log_end(result),
+        () = stop => {
+            conn.as_mut().graceful_shutdown();
+            log_end(conn.await);
+        }
+    }
+}
+
+fn log_end(result: Result<(), hyper::Error>) {
+    if let Err(err) = result {
+        // A client that times out, disconnects mid-request or sends garbage is not an error
+        // of the server.
+        tracing::debug!(%err, "connection ended with an error");
+    }
+}
+
+/// Accept errors about one connection that is already gone, not about the listener.
+fn is_per_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+    )
+}
