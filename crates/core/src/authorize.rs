@@ -8,6 +8,7 @@ use crate::oauth::{ErrorCode, MAX_PARAM_LEN, append_query, with_fragment};
 use crate::rng::{self, Rng};
 use crate::scope;
 use crate::secret::hash_token;
+use crate::session;
 use crate::store::{Store, StoreError};
 
 /// The request as it arrived (query or form). Everything optional: validation decides.
@@ -206,7 +207,9 @@ pub fn validate(
                 issuer,
                 redirect_uri,
                 default_mode,
-                p.state.as_deref().filter(|s| s.len() <= MAX_PARAM_LEN),
+                p.state
+                    .as_deref()
+                    .filter(|s| !s.is_empty() && s.len() <= MAX_PARAM_LEN),
                 ErrorCode::InvalidRequest,
                 "response_mode must be query, fragment or form_post",
             )));
@@ -406,9 +409,22 @@ pub async fn start<S: Store>(
     now: Timestamp,
     rng: &dyn Rng,
 ) -> Result<Next, StoreError> {
-    let usable = session
-        .filter(|s| !req.prompt_login && req.max_age.is_none_or(|max| now - s.auth_time <= max));
+    // max_age=0 asks for a fresh login like prompt=login (OIDC Core §3.1.2.1): with
+    // whole-second timestamps, `now - auth_time <= 0` would still accept a login of this
+    // very second.
+    let usable = session.filter(|s| {
+        !req.prompt_login
+            && req
+                .max_age
+                .is_none_or(|max| max > 0 && now - s.auth_time <= max)
+    });
     if let Some(s) = usable {
+        // Using the session is activity: without this, a user moving between applications
+        // by redirect (or an app renewing silently with prompt=none) would hit the idle
+        // timeout counted from the login, however active.
+        if session::needs_touch(&s, now) {
+            store.touch_session(&s.id, now).await?;
+        }
         return Ok(Next::Respond(
             issue_code(store, realm, issuer, &req, &s, now, rng).await?,
         ));

@@ -131,7 +131,15 @@ pub async fn logout<S: Store>(
         .is_ok(),
         _ => false,
     };
-    if hint.is_none()
+    // A hint proves the request comes from a client of *this* browser session only when it
+    // names that session: any other ID token of the realm (an expired one, another user's)
+    // is easy to come by, and a plain cross-site link must not end someone's session.
+    // Keycloak forces the confirmation in the same case.
+    let hint_names_session = match (&hint, &session) {
+        (Some(claims), Some(s)) => claims.get("sid").and_then(Value::as_str) == Some(&*s.id),
+        _ => false,
+    };
+    if !hint_names_session
         && !confirmed
         && let (Some(_), Some(cookie)) = (&session, session_cookie)
     {

@@ -91,7 +91,7 @@ async fn code_flow_over_raw_http() {
     assert!(cb.get("code").is_some());
 }
 
-fn jwt_claims(token: &str) -> Value {
+pub fn jwt_claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -613,6 +613,18 @@ async fn response_mode_fragment_carries_the_response_after_the_hash() {
     // An unknown mode is refused (at the query: the request asked for no token).
     let res = demo_authorize(&server, "&response_mode=jwt").await;
     assert_error_redirect(&server, &res, REDIRECT, "invalid_request");
+    // An empty state is no state: the error redirect carries none.
+    let (_, challenge) = pkce();
+    let res = get(&authorize_url(
+        &server,
+        "demo-app",
+        REDIRECT,
+        &format!("{}&response_mode=jwt", s256(&challenge)),
+    )
+    .replace("state=st4te", "state="))
+    .await;
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(!location.contains("state="), "{location}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pforte_core::Store;
 use pforte_core::secret::PasswordCost;
 use pforte_jose::seal::MasterKey;
 use pforte_server::{AppState, ServerConfig};
@@ -168,6 +169,84 @@ async fn logout_to_an_unregistered_uri_is_an_error_page_and_keeps_the_session() 
     let cb = callback(&res);
     assert_eq!(cb.location, "http://127.0.0.1:8082/?state=s");
     assert!(!has_session(&server, &mut browser).await);
+}
+
+/// The hidden fields of the logout confirmation form (values without HTML entities).
+fn confirm_form_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once('"')?;
+            let value = rest.split_once("value=\"")?.1.split_once('"')?.0;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// An ID token of another session (here: the same user in another browser) is no proof that
+/// the request comes from this browser's session: a cross-site link with it must not log the
+/// user out without asking (RP-Initiated Logout 1.0 §2; Keycloak asks too).
+#[tokio::test]
+async fn logout_with_the_id_token_of_another_session_asks_first() {
+    let server = attack_server().await;
+    let mut victim = Browser::new();
+    let (code, verifier) = login(&server, &mut victim).await;
+    let victim_tokens = redeem_ok(&server, &code, &verifier).await;
+    let mut attacker = Browser::new();
+    let (code, verifier) = login(&server, &mut attacker).await;
+    let foreign = redeem_ok(&server, &code, &verifier).await;
+    let foreign_hint = foreign["id_token"].as_str().unwrap();
+    let logout = server.url("/realms/demo/protocol/openid-connect/logout");
+    let post_logout = "http://127.0.0.1:8082/";
+
+    let res = victim
+        .get(&format!(
+            "{logout}?id_token_hint={foreign_hint}&post_logout_redirect_uri={}&state=s",
+            pforte_core::oauth::urlencode(post_logout)
+        ))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(set_cookies(&res).is_empty(), "{:?}", set_cookies(&res));
+    let page = res.text().await.unwrap();
+    assert!(page.contains("id=\"kc-logout\""), "{page}");
+    assert!(
+        has_session(&server, &mut victim).await,
+        "logged out without asking"
+    );
+    let res = refresh(
+        &server,
+        "demo-app",
+        victim_tokens["refresh_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200, "the victim's tokens must survive");
+
+    // Confirmed by the user: logged out, and sent to the URI the hint's client registered.
+    let fields = confirm_form_fields(&page);
+    assert!(
+        fields
+            .iter()
+            .any(|(k, v)| k == "id_token_hint" && v == foreign_hint),
+        "{fields:?}"
+    );
+    let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let res = victim.post_form(&logout, &form).await;
+    assert_eq!(callback(&res).location, format!("{post_logout}?state=s"));
+    assert!(!has_session(&server, &mut victim).await);
+
+    // The control: the hint of the browser's own session logs out at once.
+    let own = attacker_logout_url(&logout, foreign_hint, post_logout);
+    let res = attacker.get(&own).await;
+    assert_eq!(callback(&res).location, format!("{post_logout}?state=s"));
+    assert!(!has_session(&server, &mut attacker).await);
+}
+
+fn attacker_logout_url(logout: &str, hint: &str, post_logout: &str) -> String {
+    format!(
+        "{logout}?id_token_hint={hint}&post_logout_redirect_uri={}&state=s",
+        pforte_core::oauth::urlencode(post_logout)
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -717,6 +796,56 @@ async fn malformed_login_posts_are_4xx() {
     assert_error_page(res, 400).await;
     // Nothing above logged anyone in.
     assert!(!has_session(&server, &mut browser).await);
+}
+
+/// The SSO session is reused only as the request allows: `prompt=login` and `max_age=0`
+/// always ask for the password again, a `max_age` the login is within does not. Reusing it
+/// counts as activity for the idle timeout.
+#[tokio::test]
+async fn sso_reuse_honours_prompt_login_and_max_age_and_keeps_the_session_alive() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let tokens = redeem_ok(&server, &code, &verifier).await;
+    let sid = crate::code_flow::jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for extra in ["&prompt=login", "&max_age=0"] {
+        let res = open_demo_login_response(&server, &mut browser, extra).await;
+        assert_eq!(res.status(), 200, "{extra}");
+        let page = res.text().await.unwrap();
+        assert!(page.contains("id=\"kc-login\""), "{extra}: {page}");
+    }
+    let (_, challenge) = pkce();
+    let res = browser
+        .get(&auth_url(&server, &challenge, "&max_age=3600"))
+        .await;
+    assert!(
+        callback(&res).get("code").is_some(),
+        "{}",
+        callback(&res).location
+    );
+
+    // Last seen 1700 s ago (the idle timeout is 1800 s): an SSO login now renews it.
+    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
+    server.store.touch_session(&sid, now - 1700).await.unwrap();
+    assert!(has_session(&server, &mut browser).await);
+    let session = server.store.get_session(&sid).await.unwrap().unwrap();
+    assert!(
+        session.last_seen >= now,
+        "last_seen {} not renewed (now {now})",
+        session.last_seen
+    );
+}
+
+async fn open_demo_login_response(
+    server: &TestServer,
+    browser: &mut Browser,
+    extra: &str,
+) -> Response {
+    let (_, challenge) = pkce();
+    browser.get(&auth_url(server, &challenge, extra)).await
 }
 
 #[tokio::test]

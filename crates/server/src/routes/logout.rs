@@ -71,7 +71,10 @@ async fn handle(state: AppState, realm: &str, headers: &HeaderMap, p: LogoutPara
         },
         Ok(LogoutOutcome::LoggedOut) => pages::logged_out(t, &*state.rng),
         Ok(LogoutOutcome::Confirm { token }) => {
+            // The hint travels on: it still decides which client the redirect is checked
+            // against once the user has confirmed.
             let params: Vec<(String, String)> = [
+                ("id_token_hint", &p.id_token_hint),
                 ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
                 ("state", &p.state),
                 ("client_id", &p.client_id),
