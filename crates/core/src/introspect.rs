@@ -33,9 +33,7 @@ pub async fn introspect<S: Store>(
         return Ok(inactive());
     }
     if looks_like_jwt(token) {
-        let Ok(c) =
-            tokens::active_access_token(store, signer.keys, signer.issuer, token, now).await
-        else {
+        let Ok(c) = tokens::active_access_token(store, signer, token, now).await else {
             return Ok(inactive());
         };
         let mut out = Map::new();
@@ -86,6 +84,7 @@ pub async fn introspect<S: Store>(
         || g.realm != signer.realm.name
         || g.client_id != caller.client_id
         || !session_ok
+        || !found.user.as_ref().is_some_and(|u| u.enabled)
     {
         return Ok(inactive());
     }

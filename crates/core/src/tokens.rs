@@ -20,6 +20,7 @@ use crate::payload::Payload;
 use crate::rng::{self, Rng};
 use crate::scope;
 use crate::secret::hash_token;
+use crate::session;
 use crate::store::Store;
 
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -299,28 +300,70 @@ pub fn verify_own(
     Ok(v.claims)
 }
 
-/// An access token that is valid right now: signature, issuer, expiry, and neither the token
-/// nor its grant revoked.
+/// An access token that is usable right now (RFC 7662 §2.2 "active"): signature, issuer,
+/// expiry; neither the token nor its grant revoked; its client still there and enabled;
+/// for a user's token, the user still enabled and the SSO session it came from not ended
+/// (logged out, idle or past its lifespan). Keycloak's introspection answers the same way;
+/// the JWT alone cannot know any of this.
 pub async fn active_access_token<S: Store>(
     store: &S,
-    keys: &RealmKeys,
-    issuer: &str,
+    signer: Signer<'_>,
     token: &str,
     now: Timestamp,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let claims = verify_own(token, keys, issuer, ACCESS_TOKEN_TYP, now, true)?;
+    let realm = signer.realm;
+    let claims = verify_own(
+        token,
+        signer.keys,
+        signer.issuer,
+        ACCESS_TOKEN_TYP,
+        now,
+        true,
+    )?;
     let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
     if store.is_access_token_revoked(jti).await? {
         return Err(OAuthError::invalid_token("token has been revoked"));
     }
+    let client_id = claims
+        .get("client_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !store
+        .get_client(&realm.name, client_id)
+        .await?
+        .is_some_and(|c| c.enabled)
+    {
+        return Err(OAuthError::invalid_token(
+            "the client of this token no longer exists or is disabled",
+        ));
+    }
     if let Some(grant_id) = grant_of_jti(jti) {
-        match store.get_grant(grant_id).await? {
-            Some(g) if !g.revoked => {}
+        let grant = match store.get_grant(grant_id).await? {
+            Some(g) if !g.revoked => g,
             _ => {
                 return Err(OAuthError::invalid_token(
                     "the grant of this token has been revoked",
                 ));
             }
+        };
+        if let Some(sid) = &grant.session_id
+            && !store
+                .get_session(sid)
+                .await?
+                .is_some_and(|s| session::is_active(realm, &s, now))
+        {
+            return Err(OAuthError::invalid_token(
+                "the session of this token has ended",
+            ));
+        }
+        if !store
+            .get_user(&realm.name, &grant.user_id)
+            .await?
+            .is_some_and(|u| u.enabled)
+        {
+            return Err(OAuthError::invalid_token(
+                "the user of this token no longer exists or is disabled",
+            ));
         }
     }
     Ok(claims)

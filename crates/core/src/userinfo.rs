@@ -15,7 +15,7 @@ pub async fn userinfo<S: Store>(
     token: &str,
     now: Timestamp,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let at = tokens::active_access_token(store, signer.keys, signer.issuer, token, now).await?;
+    let at = tokens::active_access_token(store, signer, token, now).await?;
     let granted = at.get("scope").and_then(Value::as_str).unwrap_or("");
     if !scope::contains(granted, "openid") {
         return Err(OAuthError::new(

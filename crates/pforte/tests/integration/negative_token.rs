@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use pforte_core::Store;
 use pforte_testkit::{Browser, TestServer, TestServerOptions, http_client, pkce};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -288,6 +289,67 @@ async fn introspect_as_conf_app(server: &TestServer, token: &str) -> Value {
     let (status, body) = status_json(res).await;
     assert_eq!(status, 200, "{body}");
     body
+}
+
+/// conf-app's tokens for alice after a fresh login (a new SSO session each time).
+async fn conf_app_tokens(server: &TestServer) -> Value {
+    let mut browser = Browser::new();
+    let cb = login_for(server, &mut browser, "conf-app", REDIRECT, "").await;
+    let (status, body) =
+        status_json(redeem_as_conf_app(server, cb.get("code").unwrap()).await).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// "active" means usable now (RFC 7662 §2.2): a token whose SSO session has ended (here: idle
+/// for longer than the realm allows) or whose user has been disabled is inactive, though
+/// its JWT has not expired. Keycloak answers the same way.
+#[tokio::test]
+async fn tokens_of_an_ended_session_or_a_disabled_user_are_inactive() {
+    let server = attack_server().await;
+    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
+
+    let idle = conf_app_tokens(&server).await;
+    let (at, rt) = (s(&idle["access_token"]), s(&idle["refresh_token"]));
+    assert_active(&server, at, true).await;
+    assert_eq!(introspect_as_conf_app(&server, rt).await["active"], true);
+    let sid = crate::code_flow::jwt_claims(s(&idle["id_token"]))["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Last seen longer ago than the realm's idle timeout (30 minutes).
+    server.store.touch_session(&sid, now - 1801).await.unwrap();
+    assert_active(&server, at, false).await;
+    assert_eq!(introspect_as_conf_app(&server, rt).await["active"], false);
+    let res = http_client()
+        .get(userinfo_url(&server))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    let tokens = conf_app_tokens(&server).await;
+    let (at, rt) = (s(&tokens["access_token"]), s(&tokens["refresh_token"]));
+    assert_active(&server, at, true).await;
+    assert_eq!(introspect_as_conf_app(&server, rt).await["active"], true);
+    let mut alice = server
+        .store
+        .find_user_by_username("demo", "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    alice.enabled = false;
+    server
+        .store
+        .apply_import(&pforte_core::store::RealmImport {
+            users: vec![alice],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_active(&server, at, false).await;
+    assert_eq!(introspect_as_conf_app(&server, rt).await["active"], false);
 }
 
 /// Only the client a refresh token was issued to learns about it at introspection; to
@@ -883,19 +945,14 @@ async fn garbage_bearer_token_at_userinfo_is_401() {
         assert!(challenge.starts_with("Bearer"), "{challenge}");
         assert!(challenge.contains("invalid_token"), "{challenge}");
     }
-    // No token at all.
+    // No token at all: a bare challenge, without an error code (RFC 6750 §3.1).
     let res = http_client()
         .get(userinfo_url(&server))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert!(
-        res.headers()[WWW_AUTHENTICATE]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer")
-    );
+    assert_eq!(res.headers()[WWW_AUTHENTICATE], "Bearer realm=\"demo\"");
     // An ID token is not an access token.
     let tokens = demo_tokens(&server).await;
     let res = http_client()

@@ -1,6 +1,6 @@
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use pforte_core::oauth::OAuthError;
 use pforte_core::{Store, userinfo};
@@ -70,11 +70,17 @@ async fn handle(
         Err(e) => return e.into_response(),
     };
     let Some(token) = token else {
-        return oauth_response(
+        let mut res = oauth_response(
             &OAuthError::invalid_token("no access token"),
             &ctx.realm.name,
             true,
         );
+        // A request without any credentials gets the bare challenge, no error code
+        // (RFC 6750 §3.1).
+        if let Ok(v) = HeaderValue::from_str(&format!("Bearer realm=\"{}\"", ctx.realm.name)) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        return res;
     };
     let mut res = match userinfo::userinfo(&*state.store, ctx.signer(), &token, state.now()).await {
         Ok(claims) => no_store_json(claims),
