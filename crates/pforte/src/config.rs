@@ -90,12 +90,23 @@ impl Config {
             )
         })?;
         let base_url = raw.base_url.map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(u) = &base_url
-            && !(u.starts_with("http://") || u.starts_with("https://"))
-        {
-            bail!(
-                "base_url = {u:?} is not an http(s) URL\n  fix: set PFORTE_BASE_URL to the public URL, e.g. https://id.example.com"
-            );
+        if let Some(u) = &base_url {
+            let Some(authority) = u
+                .strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"))
+            else {
+                bail!(
+                    "base_url = {u:?} is not an http(s) URL\n  fix: set PFORTE_BASE_URL to the public URL, e.g. https://id.example.com"
+                );
+            };
+            // Pages, form actions and cookie paths are /realms/..., at the root: under a
+            // prefix (Keycloak's old /auth) discovery would advertise URLs the login form
+            // and the cookies do not match, and every login would fail.
+            if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+                bail!(
+                    "base_url = {u:?} is not just scheme://host[:port]: pforte serves /realms/... at the root of its base URL, not under a path\n  fix: set PFORTE_BASE_URL to e.g. https://id.example.com, and let a reverse proxy in front forward /realms/ unchanged"
+                );
+            }
         }
         let data_dir = raw
             .data_dir
@@ -168,6 +179,38 @@ mod tests {
         assert_eq!(c.base_url, None);
         assert!(c.database_url.starts_with("sqlite://"));
         assert!(matches!(c.master_key, MasterKeySource::Generated(_)));
+    }
+
+    #[test]
+    fn base_url_is_scheme_host_and_port_only() {
+        let with = |u: &str| {
+            Config::from_raw(RawConfig {
+                base_url: Some(u.into()),
+                ..RawConfig::default()
+            })
+        };
+        for ok in [
+            "https://id.example.com",
+            "https://id.example.com/",
+            "http://127.0.0.1:8080",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            with("https://id.example.com/").unwrap().base_url.as_deref(),
+            Some("https://id.example.com")
+        );
+        for bad in [
+            "https://id.example.com/auth",
+            "https://id.example.com?x=1",
+            "https://id.example.com#x",
+            "https://user@id.example.com",
+            "https://",
+            "ftp://id.example.com",
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("fix: set PFORTE_BASE_URL"), "{bad}: {err}");
+        }
     }
 
     #[test]

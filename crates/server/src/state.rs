@@ -101,9 +101,10 @@ impl AppState {
         self.clock.now()
     }
 
-    /// `Secure` cookies unless dev mode was asked for and the base URL is plain http.
+    /// `Secure` cookies, except in dev mode on http://localhost (or a loopback address),
+    /// where browsers would otherwise drop them.
     pub fn secure_cookies(&self) -> bool {
-        !(self.config.dev_mode && self.config.base_url.starts_with("http://"))
+        !(self.config.dev_mode && is_plain_http_loopback(&self.config.base_url))
     }
 
     pub fn issuer(&self, realm: &str) -> String {
@@ -111,6 +112,59 @@ impl AppState {
     }
 }
 
+/// `http://localhost`, `http://127.x.y.z` or `http://[::1]`, with any port and path. Any
+/// other plain-http host is reachable by others, and dev mode does not make its cookies
+/// safe to send in clear.
+fn is_plain_http_loopback(base_url: &str) -> bool {
+    let Some(rest) = base_url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(h, _)| h),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub(crate) fn system_rng() -> Arc<dyn Rng> {
     Arc::new(SystemRng(aws_lc_rs::rand::SystemRandom::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_http_loopback;
+
+    #[test]
+    fn only_plain_http_on_loopback_may_drop_secure() {
+        for url in [
+            "http://localhost",
+            "http://localhost:8080",
+            "http://LOCALHOST:8080/",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080/x",
+        ] {
+            assert!(is_plain_http_loopback(url), "{url}");
+        }
+        for url in [
+            "https://localhost:8080",
+            "http://id.example.test",
+            "http://10.0.0.5:8080",
+            "http://localhost.example.com",
+            "http://localhost@evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://[::2]:8080",
+            "",
+        ] {
+            assert!(!is_plain_http_loopback(url), "{url}");
+        }
+    }
 }
