@@ -6,7 +6,7 @@
 //! keeps existing users' passwords, while confidential clients need their `secret` filled
 //! in again (validation says so).
 
-use super::keycloak::OIDC;
+use super::keycloak::{CLIENT_SECRET, OIDC};
 use super::types::{
     ClientRepresentation, ProtocolMapperRepresentation, RealmRepresentation, RoleRepresentation,
     RolesRepresentation, UserRepresentation,
@@ -60,6 +60,7 @@ pub fn export_client(c: &Client) -> ClientRepresentation {
         // Only the hash is stored, and even that stays in the store.
         secret: None,
         public_client: Some(c.public_client),
+        client_authenticator_type: (!c.public_client).then(|| CLIENT_SECRET.to_owned()),
         bearer_only: None,
         redirect_uris: Some(c.redirect_uris.clone()),
         web_origins: Some(c.web_origins.clone()),

@@ -7,6 +7,8 @@ use crate::model::RoleDef;
 
 pub(crate) const OIDC: &str = "openid-connect";
 pub(crate) const PASSWORD: &str = "password";
+/// Keycloak's default client authenticator: a shared secret (Basic or in the body).
+pub(crate) const CLIENT_SECRET: &str = "client-secret";
 
 /// Clients Keycloak creates in every realm for its own consoles and internals. Every
 /// Keycloak export contains them; pforte has no counterpart (and their redirect URIs are
@@ -54,12 +56,22 @@ pub(crate) fn skip_reason(c: &ClientRepresentation) -> Option<String> {
              admin console; this client id is reserved)"
         ));
     }
-    match c.protocol.as_deref() {
-        None | Some(OIDC) => None,
-        Some(other) => Some(format!(
+    if let Some(other) = c.protocol.as_deref().filter(|p| *p != OIDC) {
+        return Some(format!(
             "client \"{id}\" uses protocol \"{other}\" and is not imported (pforte speaks \
              OpenID Connect only)"
+        ));
+    }
+    // Importing such a client with its (exported, but in Keycloak unusable) secret would let
+    // that secret authenticate it; importing it without one would leave a client that
+    // cannot authenticate at all. Neither is what the file means.
+    match c.client_authenticator_type.as_deref() {
+        Some(other) if other != CLIENT_SECRET && !is_public(c) => Some(format!(
+            "client \"{id}\" authenticates with \"{other}\" and is not imported (pforte \
+                 supports client secrets only: set clientAuthenticatorType to \"client-secret\" \
+                 to import it with its secret)"
         )),
+        _ => None,
     }
 }
 

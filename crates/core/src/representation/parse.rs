@@ -393,10 +393,21 @@ mod tests {
                 {"clientId":"account-console","rootUrl":"${authBaseUrl}","redirectUris":["/x/*"]},
                 {"clientId":"saml-app","protocol":"saml","frontchannelLogout":true},
                 {"clientId":"pub","publicClient":true,"secret":"s","protocolMappers":[
-                   {"name":"m","protocol":"saml","protocolMapper":"x","consentRequired":false}]}]}"#,
+                   {"name":"m","protocol":"saml","protocolMapper":"x","consentRequired":false}]},
+                {"clientId":"jwt-app","clientAuthenticatorType":"client-jwt","secret":"s",
+                 "serviceAccountsEnabled":true,"attributes":{"jwt.credential.certificate":"x"}},
+                {"clientId":"secret-app","clientAuthenticatorType":"client-secret",
+                 "secret":"0123456789abcdef0123456789abcdef"},
+                {"clientId":"pub-jwt","publicClient":true,"clientAuthenticatorType":"client-jwt"}]}"#,
         )
         .unwrap();
-        assert_eq!(p.warnings.len(), 4, "{:?}", p.warnings);
+        assert_eq!(p.warnings.len(), 5, "{:?}", p.warnings);
+        assert_eq!(
+            p.warnings[4],
+            "realm.json: clients[3]: client \"jwt-app\" authenticates with \"client-jwt\" and \
+             is not imported (pforte supports client secrets only: set clientAuthenticatorType \
+             to \"client-secret\" to import it with its secret)"
+        );
         assert!(p.warnings[0].starts_with("realm.json: clients[0]: Keycloak's built-in client"));
         assert!(p.warnings[1].contains("protocol \"saml\""));
         assert_eq!(

@@ -521,3 +521,37 @@ fn export_has_no_secrets_and_round_trips() {
     let e = validate(&parse(&text)).unwrap_err();
     assert_eq!(e.problems[0].path, "clients[1].secret");
 }
+
+/// A Keycloak export carries a generated secret even for clients that authenticate with a
+/// signed JWT or a certificate; in Keycloak that secret opens nothing, so it must not open
+/// anything in pforte either: such clients are not imported.
+#[test]
+fn clients_with_another_authenticator_are_not_imported_with_their_secret() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let doc = json!({"realm": "d", "clients": [
+        {"clientId": "jwt-app", "clientAuthenticatorType": "client-jwt", "secret": secret,
+         "serviceAccountsEnabled": true},
+        {"clientId": "x509-app", "clientAuthenticatorType": "client-x509", "secret": secret},
+        {"clientId": "secret-app", "clientAuthenticatorType": "client-secret", "secret": secret},
+        {"clientId": "plain-app", "secret": secret}
+    ]});
+    let imported = import(&parse(&doc.to_string()), None, &[]);
+    let ids: Vec<&str> = imported
+        .clients
+        .iter()
+        .map(|c| c.client_id.as_str())
+        .collect();
+    assert_eq!(ids, ["secret-app", "plain-app"]);
+    assert!(
+        imported
+            .clients
+            .iter()
+            .all(|c| c.secret_hash.as_deref() == Some(&*hash_client_secret(secret)))
+    );
+    // Exported, a confidential client names its authenticator as Keycloak does.
+    let exported = export_client(&imported.clients[0]);
+    assert_eq!(
+        exported.client_authenticator_type.as_deref(),
+        Some("client-secret")
+    );
+}

@@ -94,6 +94,12 @@ pub struct ClientRepresentation {
     pub secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_client: Option<bool>,
+    /// How a confidential client authenticates: `client-secret` (Keycloak's default, and
+    /// the only one pforte supports so far), `client-jwt`, `client-secret-jwt`,
+    /// `client-x509`. Keycloak exports a generated `secret` for all of them, which only
+    /// `client-secret` accepts, so the field decides whether that secret may be imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_authenticator_type: Option<String>,
     /// Keycloak's resource-server clients: they cannot obtain tokens, whatever their flow
     /// flags say, so they are imported with every flow disabled.
     #[serde(skip_serializing_if = "Option::is_none")]
