@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::model::{
-    AuthCode, Client, CodeRedemption, Grant, Realm, RefreshLookup, RefreshToken, Timestamp,
+    AuthCode, Client, CodeRedemption, Grant, Realm, RefreshLookup, RefreshToken, Session, Timestamp,
 };
 use crate::oauth::{ErrorCode, OAuthError, bounded};
 use crate::rng::Rng;
@@ -92,10 +92,22 @@ fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAu
     }
 }
 
-/// How long a refresh token lives: the session's idle timeout, never past the session's
-/// maximum lifespan.
-fn refresh_expiry(realm: &Realm, auth_time: Timestamp, now: Timestamp) -> Timestamp {
-    (now + realm.sso_session_idle_timeout).min(auth_time + realm.sso_session_max_lifespan)
+/// How long a refresh token lives: as long as its session stays active without further
+/// use (idle timeout from the session's last activity), never past the session's maximum
+/// lifespan. A session is marked seen at most once a minute (`session::needs_touch`), so
+/// its last activity can be up to a minute before `now`; counting from `now` would promise
+/// a token life the session does not have. A grant without a session counts from `now`.
+fn refresh_expiry(
+    realm: &Realm,
+    session: Option<&Session>,
+    auth_time: Timestamp,
+    now: Timestamp,
+) -> Timestamp {
+    let seen = match session {
+        Some(s) if !session::needs_touch(s, now) => s.last_seen,
+        _ => now,
+    };
+    (seen + realm.sso_session_idle_timeout).min(auth_time + realm.sso_session_max_lifespan)
 }
 
 async fn authorization_code<S: Store>(
@@ -147,6 +159,11 @@ async fn authorization_code<S: Store>(
         .filter(|s| session::is_active(signer.realm, s, now))
         .ok_or_else(|| OAuthError::invalid_grant("session not active"))?;
 
+    // Redeeming the code is activity of the session, as a refresh is.
+    if session::needs_touch(&session, now) {
+        store.touch_session(&session.id, now).await?;
+    }
+
     let grant = Grant {
         id: rec.grant_id.clone(),
         realm: rec.realm.clone(),
@@ -166,7 +183,7 @@ async fn authorization_code<S: Store>(
         grant_id: grant.id.clone(),
         scope: rec.scope.clone(),
         created_at: now,
-        expires_at: refresh_expiry(signer.realm, session.auth_time, now),
+        expires_at: refresh_expiry(signer.realm, Some(&session), session.auth_time, now),
     };
     match store
         .insert_grant_with_refresh(&grant, Some(&refresh))
@@ -414,7 +431,7 @@ impl RefreshCheck {
             return RefreshStep::Refuse(OAuthError::invalid_grant("user not found or disabled"));
         }
         let auth_time = session.map_or(grant.auth_time, |s| s.auth_time);
-        let expires_at = refresh_expiry(&self.realm, auth_time, self.now);
+        let expires_at = refresh_expiry(&self.realm, session, auth_time, self.now);
         let successor = RefreshToken {
             family: found.token.family.clone(),
             token_hash: self.successor_hash,
@@ -568,6 +585,27 @@ mod tests {
         assert_eq!(passed.scope, "openid email", "the response is narrowed");
         assert_eq!(passed.auth_time, NOW - 3600);
         assert_eq!(passed.expires_at, NOW + 1800);
+    }
+
+    #[test]
+    fn refresh_token_expires_with_the_sessions_idle_time() {
+        // Seen 30 s ago: not marked seen again yet, so the session idles out 30 s before
+        // now + idle timeout, and so does the token.
+        let mut f = family();
+        if let Some(s) = f.session.as_mut() {
+            s.last_seen = NOW - 30;
+        }
+        let RefreshStep::Rotate(next, passed) = check("current", None).decide(&f) else {
+            panic!("refused");
+        };
+        assert_eq!(next.expires_at, NOW - 30 + 1800);
+        assert_eq!(passed.expires_at, next.expires_at);
+        // Seen a minute ago or earlier: this refresh marks it seen now.
+        let f = family();
+        let RefreshStep::Rotate(next, _) = check("current", None).decide(&f) else {
+            panic!("refused");
+        };
+        assert_eq!(next.expires_at, NOW + 1800);
     }
 
     #[test]
