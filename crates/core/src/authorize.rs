@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::keys::RealmKeys;
 use crate::model::{AuthCode, Client, FlowState, Realm, Session, Timestamp};
 use crate::oauth::{ErrorCode, MAX_PARAM_LEN, append_query, with_fragment};
 use crate::rng::{self, Rng};
@@ -10,6 +11,7 @@ use crate::scope;
 use crate::secret::hash_token;
 use crate::session;
 use crate::store::{Store, StoreError};
+use crate::tokens;
 
 /// The request as it arrived (query or form). Everything optional: validation decides.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -28,6 +30,8 @@ pub struct AuthorizeParams {
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
     pub acr_values: Option<String>,
+    /// An ID token naming the user the client expects (see [`session_for_hint`]).
+    pub id_token_hint: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
 }
@@ -394,6 +398,26 @@ pub enum Next {
         flow_id: String,
         flow: Box<LoginFlow>,
     },
+}
+
+/// The SSO session, if an `id_token_hint` allows using it. The hint names the user the
+/// client expects (OIDC Core §3.1.2.1): the session of anyone else must not answer for
+/// them — with `prompt=none` that is `login_required`, otherwise the login page. A hint
+/// pforte cannot verify (another issuer's, altered) names no one; an expired one is fine,
+/// it still says who.
+pub fn session_for_hint(
+    session: Option<Session>,
+    hint: Option<&str>,
+    keys: &RealmKeys,
+    issuer: &str,
+    now: Timestamp,
+) -> Option<Session> {
+    let Some(hint) = hint.filter(|h| !h.is_empty()) else {
+        return session;
+    };
+    let claims = tokens::verify_own(hint, keys, issuer, "JWT", now, false).ok()?;
+    let sub = claims.get("sub").and_then(serde_json::Value::as_str)?;
+    session.filter(|s| s.user_id == sub)
 }
 
 /// After validation: use the SSO session if it satisfies the request, else start a login

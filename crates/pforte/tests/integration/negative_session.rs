@@ -848,6 +848,55 @@ async fn open_demo_login_response(
     browser.get(&auth_url(server, &challenge, extra)).await
 }
 
+/// An `id_token_hint` names the user the client expects: another user's SSO session does
+/// not answer for them (OIDC Core §3.1.2.1), and neither does any session for a hint pforte
+/// cannot verify.
+#[tokio::test]
+async fn authorization_with_another_users_id_token_hint_does_not_reuse_the_session() {
+    let server = attack_server().await;
+    let mut alice = Browser::new();
+    let (code, verifier) = login(&server, &mut alice).await;
+    let alice_hint = redeem_ok(&server, &code, &verifier).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bob = Browser::new();
+    let (verifier, challenge) = pkce();
+    let form = bob.open_login(&auth_url(&server, &challenge, "")).await;
+    let res = bob
+        .submit_login(&server.base_url, &form, "bob", "bob")
+        .await;
+    let code = callback(&res).get("code").unwrap().to_owned();
+    let bob_hint = redeem_ok(&server, &code, &verifier).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tampered = bob_hint.clone();
+    tampered.pop();
+
+    for hint in [&bob_hint, &tampered, &"garbage".to_owned()] {
+        let (_, challenge) = pkce();
+        let extra = format!("&prompt=none&id_token_hint={hint}");
+        let res = alice.get(&auth_url(&server, &challenge, &extra)).await;
+        assert_error_redirect(&server, &res, REDIRECT, "login_required");
+        let res =
+            open_demo_login_response(&server, &mut alice, &format!("&id_token_hint={hint}")).await;
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains("id=\"kc-login\""));
+    }
+    // The control: alice's own hint (and bob's in bob's browser) reuses the session.
+    for (browser, hint) in [(&mut alice, &alice_hint), (&mut bob, &bob_hint)] {
+        let (_, challenge) = pkce();
+        let extra = format!("&prompt=none&id_token_hint={hint}");
+        let res = browser.get(&auth_url(&server, &challenge, &extra)).await;
+        assert!(
+            callback(&res).get("code").is_some(),
+            "{}",
+            callback(&res).location
+        );
+    }
+}
+
 #[tokio::test]
 async fn prompt_none_after_a_refused_login_is_still_login_required() {
     let server = attack_server().await;

@@ -7,6 +7,7 @@ use pforte_core::rng;
 use pforte_core::{Store, session};
 
 use super::oidc::respond_to_client;
+use crate::ApiError;
 use crate::cookies::{self, CookieJar};
 use crate::pages;
 use crate::state::AppState;
@@ -88,6 +89,16 @@ async fn authorize(
     {
         Ok(s) => s,
         Err(e) => return store_failure(&state, t, e),
+    };
+    let session = match p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
+        None => session,
+        Some(hint) => match state.keys.get(&realm).await {
+            Ok(keys) => authorize::session_for_hint(session, Some(hint), &keys, &issuer, now),
+            Err(e) => {
+                let e = ApiError::from(e);
+                return pages::error(t, &*state.rng, e.status, &e.description);
+            }
+        },
     };
     let jar = CookieJar::new(state.secure_cookies(), &realm.name);
     let mut set = HeaderMap::new();
