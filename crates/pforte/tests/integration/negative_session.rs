@@ -512,6 +512,74 @@ async fn lockout_is_the_same_for_existing_and_unknown_users() {
     );
 }
 
+/// Checks passwords only once `n` checks are waiting: every attempt of a burst has passed
+/// the lock-out decision before any password is judged.
+struct BurstCheck(Arc<tokio::sync::Barrier>);
+
+impl pforte_core::login::PasswordCheck for BurstCheck {
+    async fn verify(&self, password: String, phc: Option<String>) -> bool {
+        self.0.wait().await;
+        phc.is_some_and(|h| pforte_core::secret::verify_password(&password, &h))
+    }
+}
+
+/// The lock-out bounds guesses, not bursts: of attempts sent all at once on one login form
+/// (here with the right password, so every one that is let through would log in), only
+/// `failureFactor` are judged; the rest are refused as locked, as they would be one by one.
+#[tokio::test]
+async fn parallel_attempts_cannot_outrun_the_lockout() {
+    use pforte_core::login::{LoginError, submit};
+    let server = attack_server_with(lockout_patch()).await;
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "").await;
+    let flow_id = form.action.split("flow=").nth(1).unwrap().to_owned();
+    let browser_cookie = browser.cookies["PFORTE_BROWSER"].clone();
+    let realm = server.store.get_realm("demo").await.unwrap().unwrap();
+    let issuer = server.url("/realms/demo");
+    let rng = pforte_server::system_rng();
+    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
+    let burst = 6;
+    let check = BurstCheck(Arc::new(tokio::sync::Barrier::new(burst)));
+    let attempt = || {
+        submit(
+            &*server.store,
+            &realm,
+            &issuer,
+            &flow_id,
+            Some(&browser_cookie),
+            Some(&form.csrf),
+            "alice",
+            "alice",
+            &check,
+            now,
+            &*rng,
+        )
+    };
+    let (a, b, c, d, e, f) = tokio::join!(
+        attempt(),
+        attempt(),
+        attempt(),
+        attempt(),
+        attempt(),
+        attempt()
+    );
+    let outcomes: Vec<&str> = [a, b, c, d, e, f]
+        .iter()
+        .map(|r| match r {
+            Ok(_) => "logged in",
+            Err(LoginError::Credentials { .. }) => "refused",
+            Err(LoginError::Flow(_)) => "flow already used",
+            Err(_) => "other error",
+        })
+        .collect();
+    let count = |what| outcomes.iter().filter(|o| **o == what).count();
+    // failureFactor is 3: three attempts are judged (one logs in and uses up the flow),
+    // the other three are locked out.
+    assert_eq!(count("refused"), burst - 3, "{outcomes:?}");
+    assert_eq!(count("logged in"), 1, "{outcomes:?}");
+    assert_eq!(count("flow already used"), 2, "{outcomes:?}");
+}
+
 #[tokio::test]
 async fn fewer_failures_than_the_factor_do_not_lock() {
     let server = attack_server_with(lockout_patch()).await;
