@@ -37,8 +37,12 @@ pub struct RealmKeys {
     pub published: Vec<Jwk>,
 }
 
-/// How long a retired key stays published: the longest lifetime of any token the realm
-/// signs, plus clock skew. Refresh tokens are opaque (not signed), so they do not count.
+/// How long a retired key stays published (and trusted): the longest lifetime of any token
+/// the realm signs, plus clock skew. Refresh tokens are opaque (not signed), so they do
+/// not count. An ID token stays useful after it expires, as the `id_token_hint` of a logout
+/// or an authorization (which accept expired hints), for as long as its SSO session may
+/// live: a key must outlast that too, or a user logging out after a rotation gets an error
+/// page instead of a logout.
 pub fn key_retention(realm: &Realm, clients: &[Client]) -> i64 {
     let client_max = clients
         .iter()
@@ -46,7 +50,11 @@ pub fn key_retention(realm: &Realm, clients: &[Client]) -> i64 {
         .filter_map(|v| v.parse::<i64>().ok())
         .max()
         .unwrap_or(0);
-    realm.access_token_lifespan.max(client_max) + CLOCK_SKEW_SECONDS
+    realm
+        .access_token_lifespan
+        .max(client_max)
+        .max(realm.sso_session_max_lifespan)
+        + CLOCK_SKEW_SECONDS
 }
 
 /// Additional authenticated data binding a sealed private key to its realm and kid, so that
@@ -212,7 +220,8 @@ mod tests {
         let realm = Realm::new("r");
         let master = MasterKey::generate().unwrap();
         let retention = key_retention(&realm, &[]);
-        assert_eq!(retention, 300 + CLOCK_SKEW_SECONDS);
+        // The SSO session's maximum lifespan (10 h) outlasts every token lifespan.
+        assert_eq!(retention, 36_000 + CLOCK_SKEW_SECONDS);
         let active = row(&realm, &master, NOW - 10, None);
         let recent = row(&realm, &master, NOW - 1000, Some(NOW - retention + 1));
         let old = row(&realm, &master, NOW - 5000, Some(NOW - retention - 1));
@@ -238,12 +247,24 @@ mod tests {
     fn a_client_with_longer_tokens_extends_retention() {
         let realm = Realm::new("r");
         let mut attrs = std::collections::BTreeMap::new();
-        attrs.insert("access.token.lifespan".to_owned(), "3600".to_owned());
+        attrs.insert("access.token.lifespan".to_owned(), "40000".to_owned());
         let client = Client {
             attributes: attrs,
             ..Client::test_public()
         };
-        assert_eq!(key_retention(&realm, &[client]), 3600 + CLOCK_SKEW_SECONDS);
+        assert_eq!(
+            key_retention(&realm, &[client]),
+            40_000 + CLOCK_SKEW_SECONDS
+        );
+        let short_sessions = Realm {
+            sso_session_max_lifespan: 600,
+            ..Realm::new("r")
+        };
+        assert_eq!(
+            key_retention(&short_sessions, &[]),
+            600 + CLOCK_SKEW_SECONDS,
+            "retention follows the longest of the token and session lifetimes"
+        );
     }
 
     #[test]

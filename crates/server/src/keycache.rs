@@ -1,10 +1,13 @@
 //! Read-through cache of realm keys. The store is the source of truth; a node re-reads it
 //! at most every `TTL` seconds, so a rotation done by another node or by
 //! `pforte keys rotate` is picked up within that time. Retired keys stay published far
-//! longer than that, so tokens signed by a node that has not caught up still verify.
+//! longer than that, so tokens signed by a node that has not caught up still verify; and a
+//! token signed with a key this node has not read yet makes it re-read the keys at once
+//! (`get_for_token`), so a node that has caught up is not refused by one that has not.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use pforte_core::keys::{self, KeyError, RealmKeys};
 use pforte_core::model::Realm;
@@ -15,6 +18,10 @@ use pforte_store::AnyStore;
 use crate::state::Clock;
 
 const TTL: i64 = 10;
+/// Unknown kids re-read the keys at most this often per realm.
+const FORCED_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// Bounds the map of forced reloads (realm names come from the store, but stay safe).
+const MAX_REALMS: usize = 10_000;
 
 #[derive(Clone)]
 pub struct KeyCache {
@@ -26,6 +33,8 @@ struct Inner {
     master: MasterKey,
     clock: Arc<dyn Clock>,
     entries: RwLock<HashMap<String, (Timestamp, Arc<RealmKeys>)>>,
+    /// When an unknown kid last made a realm's keys be re-read.
+    forced: Mutex<HashMap<String, Instant>>,
 }
 
 impl KeyCache {
@@ -36,6 +45,7 @@ impl KeyCache {
                 master,
                 clock,
                 entries: RwLock::new(HashMap::new()),
+                forced: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -48,6 +58,48 @@ impl KeyCache {
         {
             return Ok(keys.clone());
         }
+        self.load(realm, now).await
+    }
+
+    /// The realm's keys for verifying `token`. When it names a key the cached set lacks,
+    /// another node (or `pforte keys rotate`) has rotated since this node last read the
+    /// keys: re-read them at once instead of refusing a valid token until the cache expires.
+    /// At most once a second per realm, so that made-up kids cannot hammer the store.
+    pub async fn get_for_token(
+        &self,
+        realm: &Realm,
+        token: &str,
+    ) -> Result<Arc<RealmKeys>, KeyError> {
+        let keys = self.get(realm).await?;
+        let Some(kid) = pforte_jose::decode_unverified_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+        else {
+            return Ok(keys);
+        };
+        if keys.verifying.iter().any(|k| k.kid() == Some(kid.as_str())) {
+            return Ok(keys);
+        }
+        {
+            let Ok(mut forced) = self.inner.forced.lock() else {
+                return Ok(keys);
+            };
+            let now = Instant::now();
+            if forced
+                .get(&realm.name)
+                .is_some_and(|last| now.duration_since(*last) < FORCED_RELOAD_INTERVAL)
+            {
+                return Ok(keys);
+            }
+            if forced.len() >= MAX_REALMS {
+                forced.clear();
+            }
+            forced.insert(realm.name.clone(), now);
+        }
+        self.load(realm, self.inner.clock.now()).await
+    }
+
+    async fn load(&self, realm: &Realm, now: Timestamp) -> Result<Arc<RealmKeys>, KeyError> {
         let clients = self.inner.store.list_clients(&realm.name).await?;
         let retention = keys::key_retention(realm, &clients);
         let loaded = Arc::new(

@@ -130,3 +130,106 @@ async fn responses_carry_security_headers() {
     );
     assert_eq!(h["referrer-policy"], "no-referrer");
 }
+
+/// Node B has read the realm's keys; then the key is rotated (as by `pforte keys rotate`)
+/// and node A, reading the keys afresh, signs with the new one. B must verify A's tokens
+/// at once — re-reading the keys for a kid it does not know — instead of refusing them
+/// until its key cache expires.
+#[tokio::test]
+async fn a_node_verifies_tokens_signed_with_a_key_rotated_in_since_it_read_the_keys() {
+    use std::sync::Arc;
+
+    use pforte_core::Store;
+    use pforte_jose::seal::MasterKey;
+    use pforte_server::{AppState, ServerConfig};
+    use pforte_testkit::{Browser, TestServerOptions, callback, pkce};
+
+    let key = [7u8; 32];
+    let a = TestServer::start_with(TestServerOptions {
+        master_key: Some(MasterKey::from(key)),
+        ..Default::default()
+    })
+    .await;
+    // Node B: the same database and master key, and the same public base URL (behind one
+    // load balancer both are the issuer), listening on its own port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = ServerConfig::new(a.base_url.clone());
+    config.dev_mode = true;
+    let b = AppState::new(Arc::clone(&a.store), config, MasterKey::from(key));
+    tokio::spawn(pforte_server::serve(listener, b, std::future::pending()));
+    let certs = |base: &str| format!("{base}/realms/demo/protocol/openid-connect/certs");
+    let kids = |jwks: Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before: Value = http_client()
+        .get(certs(&b_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let realm = a.store.get_realm("demo").await.unwrap().unwrap();
+    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
+    let new_kid = pforte_core::keys::rotate(&*a.store, &realm, 3600, &MasterKey::from(key), now)
+        .await
+        .unwrap();
+    assert!(!kids(before).contains(&new_kid));
+
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let auth = format!(
+        "{}/realms/demo/protocol/openid-connect/auth?client_id=demo-app&response_type=code&scope=openid&redirect_uri={}&state=s&code_challenge={challenge}&code_challenge_method=S256",
+        a.base_url,
+        pforte_core::oauth::urlencode("http://127.0.0.1:8082/callback")
+    );
+    let form = browser.open_login(&auth).await;
+    let res = browser
+        .submit_login(&a.base_url, &form, "alice", "alice")
+        .await;
+    let code = callback(&res).get("code").unwrap().to_owned();
+    let tokens: Value = http_client()
+        .post(a.url("/realms/demo/protocol/openid-connect/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "demo-app"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:8082/callback"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = tokens["access_token"].as_str().unwrap();
+    let header = pforte_jose::decode_unverified_header(at).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+
+    let res = http_client()
+        .get(format!(
+            "{b_url}/realms/demo/protocol/openid-connect/userinfo"
+        ))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let after: Value = http_client()
+        .get(certs(&b_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(kids(after).contains(&new_kid));
+}

@@ -47,7 +47,14 @@ fn bad(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
 
 async fn handle(state: AppState, realm: &str, headers: &HeaderMap, p: LogoutParams) -> Response {
     let t = pages::texts(p.ui_locales.as_deref(), headers);
-    let ctx = match RealmContext::load(&state, realm).await {
+    let ctx = match async {
+        RealmContext::load(&state, realm)
+            .await?
+            .keys_for(&state, p.id_token_hint.as_deref())
+            .await
+    }
+    .await
+    {
         Ok(c) => c,
         Err(e) => return pages::error(t, &*state.rng, e.status, &e.description),
     };

@@ -35,6 +35,21 @@ impl RealmContext {
         })
     }
 
+    /// The keys, re-read first if `token` (a JWT about to be verified) names a key this node
+    /// has not seen yet (see [`crate::KeyCache::get_for_token`]).
+    pub async fn keys_for(
+        mut self,
+        state: &AppState,
+        token: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        if let Some(token) =
+            token.filter(|t| !t.is_empty() && t.len() <= pforte_jose::MAX_TOKEN_LEN)
+        {
+            self.keys = state.keys.get_for_token(&self.realm, token).await?;
+        }
+        Ok(self)
+    }
+
     pub fn signer(&self) -> Signer<'_> {
         Signer {
             issuer: &self.issuer,

@@ -160,7 +160,13 @@ async fn client_and_token(
     }
     .await;
     match result {
-        Ok((client, token)) => Ok((ctx, client, token)),
+        Ok((client, token)) => {
+            let ctx = ctx
+                .keys_for(state, Some(&token))
+                .await
+                .map_err(IntoResponse::into_response)?;
+            Ok((ctx, client, token))
+        }
         Err(e) => Err(oauth_response(&e, &ctx.realm.name, false)),
     }
 }

@@ -65,7 +65,14 @@ async fn handle(
     token: Option<String>,
     headers: &HeaderMap,
 ) -> Response {
-    let ctx = match RealmContext::load(&state, realm).await {
+    let ctx = match async {
+        RealmContext::load(&state, realm)
+            .await?
+            .keys_for(&state, token.as_deref())
+            .await
+    }
+    .await
+    {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
