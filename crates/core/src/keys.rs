@@ -119,6 +119,10 @@ pub async fn load_or_create<S: Store>(
             stored = store.list_keys(&realm.name).await?;
         }
         Some(alg) if alg != realm.signature_alg => {
+            // Only a node whose master key opens the realm's keys may replace them: one
+            // started with another key would seal the new key so that no other node can
+            // open it, and retire the key they all can.
+            realm_keys(&realm.name, &stored, retention, master, now)?;
             store
                 .rotate_key(&new_stored_key(realm, master, now)?, now)
                 .await?;
@@ -137,6 +141,11 @@ pub async fn rotate<S: Store>(
     master: &MasterKey,
     now: Timestamp,
 ) -> Result<String, KeyError> {
+    // As in `load_or_create`: prove the master key opens the current keys first.
+    let stored = store.list_keys(&realm.name).await?;
+    if stored.iter().any(|k| k.retired_at.is_none()) {
+        realm_keys(&realm.name, &stored, retention, master, now)?;
+    }
     let key = new_stored_key(realm, master, now)?;
     store.rotate_key(&key, now).await?;
     store

@@ -7,7 +7,8 @@ use pforte_jose::seal::MasterKey;
 
 use crate::config::MasterKeySource;
 
-pub fn load(source: &MasterKeySource) -> Result<MasterKey> {
+/// `shared_database`: the store is PostgreSQL, which several nodes may share.
+pub fn load(source: &MasterKeySource, shared_database: bool) -> Result<MasterKey> {
     match source {
         MasterKeySource::Inline(text) => MasterKey::from_base64(text.trim()).map_err(|e| {
             anyhow!("PFORTE_MASTER_KEY is not a valid key: {e}\n  fix: set it to 32 random bytes in base64, e.g. from `openssl rand -base64 32`")
@@ -16,6 +17,13 @@ pub fn load(source: &MasterKeySource) -> Result<MasterKey> {
         MasterKeySource::Generated(path) => {
             if path.exists() {
                 return read_file(path);
+            }
+            // Each node would generate its own key and seal realm keys with it, which the
+            // other nodes then cannot open.
+            if shared_database {
+                return Err(anyhow!(
+                    "no master key is set, and a generated one would be this node's alone, while the PostgreSQL database may be shared by several nodes\n  fix: set PFORTE_MASTER_KEY (or PFORTE_MASTER_KEY_FILE) to the same key on every node, e.g. from `openssl rand -base64 32`"
+                ));
             }
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)

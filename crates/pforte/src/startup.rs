@@ -118,7 +118,10 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     let started = Instant::now();
     init_logging(&config);
     let store = Arc::new(connect(&config).await?);
-    let master = master_key::load(&config.master_key)?;
+    let master = master_key::load(
+        &config.master_key,
+        config.database_url.starts_with("postgres"),
+    )?;
     match seed {
         Seed::Files(paths) => import_files(&store, paths).await?,
         Seed::Example => {
@@ -269,7 +272,10 @@ pub async fn export(config: Config, realm: &str) -> Result<()> {
 pub async fn rotate_keys(config: Config, realm_name: &str) -> Result<()> {
     init_logging(&config);
     let store = connect(&config).await?;
-    let master = master_key::load(&config.master_key)?;
+    let master = master_key::load(
+        &config.master_key,
+        config.database_url.starts_with("postgres"),
+    )?;
     let realm = store
         .get_realm(realm_name)
         .await?

@@ -87,6 +87,25 @@ fn unreachable_database_names_the_url_without_password() {
     assert!(err.contains("PFORTE_DATABASE_URL"), "{err}");
 }
 
+/// With PostgreSQL, nodes may share the database: a master key generated per node would
+/// seal keys the other nodes cannot open. pforte refuses to generate one there.
+#[test]
+fn postgres_without_a_master_key_is_refused() {
+    let Some(pg) = postgres_url() else { return };
+    let data = temp_path("pg-no-key");
+    let out = run(
+        &["serve"],
+        &[
+            ("PFORTE_DATABASE_URL", &pg),
+            ("PFORTE_DATA_DIR", data.to_str().unwrap()),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("fix: set PFORTE_MASTER_KEY"), "{err}");
+    assert!(!data.join("master.key").exists());
+}
+
 #[test]
 fn unsupported_database_scheme_is_explained() {
     let out = run(

@@ -233,3 +233,53 @@ async fn a_node_verifies_tokens_signed_with_a_key_rotated_in_since_it_read_the_k
         .unwrap();
     assert!(kids(after).contains(&new_kid));
 }
+
+/// A node started with another master key must not replace the realm's keys: it would seal
+/// the new key so that no correctly configured node could open it, and retire the one
+/// they all can. Rotation (CLI) and an algorithm change both check the key first.
+#[tokio::test]
+async fn a_wrong_master_key_cannot_rotate_the_realms_keys() {
+    use pforte_core::Store;
+    use pforte_jose::Alg;
+    use pforte_jose::seal::MasterKey;
+    use pforte_testkit::TestServerOptions;
+
+    let key = [9u8; 32];
+    let server = TestServer::start_with(TestServerOptions {
+        master_key: Some(MasterKey::from(key)),
+        ..Default::default()
+    })
+    .await;
+    let store = &*server.store;
+    let realm = store.get_realm("demo").await.unwrap().unwrap();
+    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
+    pforte_core::keys::load_or_create(store, &realm, 3600, &MasterKey::from(key), now)
+        .await
+        .unwrap();
+    let before = store.list_keys("demo").await.unwrap();
+    let wrong = MasterKey::from([10u8; 32]);
+
+    let err = pforte_core::keys::rotate(store, &realm, 3600, &wrong, now)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("PFORTE_MASTER_KEY"), "{err}");
+    let mut eddsa = (*realm).clone();
+    eddsa.signature_alg = Alg::EdDSA;
+    let err = pforte_core::keys::load_or_create(store, &eddsa, 3600, &wrong, now)
+        .await
+        .err()
+        .expect("an algorithm change with the wrong master key must fail")
+        .to_string();
+    assert!(err.contains("PFORTE_MASTER_KEY"), "{err}");
+    assert_eq!(store.list_keys("demo").await.unwrap(), before);
+
+    // The control: the right key rotates.
+    pforte_core::keys::rotate(store, &realm, 3600, &MasterKey::from(key), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_keys("demo").await.unwrap().len(),
+        before.len() + 1
+    );
+}
