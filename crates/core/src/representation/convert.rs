@@ -178,7 +178,15 @@ fn convert_client(c: &ClientRepresentation, realm: &str) -> Client {
         web_origins: c.web_origins.clone().unwrap_or_default(),
         standard_flow_enabled: standard,
         service_accounts_enabled: service,
-        attributes: c.attributes.clone().unwrap_or_default(),
+        // Only what pforte reads: anything else would have no effect here, yet be exported
+        // again as if it had (and some Keycloak attributes hold secrets).
+        attributes: c
+            .attributes
+            .iter()
+            .flatten()
+            .filter(|(k, _)| keycloak::SUPPORTED_CLIENT_ATTRIBUTES.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         protocol_mappers: c
             .protocol_mappers
             .iter()

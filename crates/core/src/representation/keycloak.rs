@@ -7,6 +7,18 @@ use crate::model::RoleDef;
 
 pub(crate) const OIDC: &str = "openid-connect";
 pub(crate) const PASSWORD: &str = "password";
+/// The mapper types pforte applies (in `claims`); others are imported but have no effect,
+/// and the import says so.
+pub(crate) const SUPPORTED_MAPPERS: [&str; 2] = [
+    "oidc-usermodel-attribute-mapper",
+    "oidc-hardcoded-claim-mapper",
+];
+/// The client attributes pforte reads; the others are not imported, and the import says so.
+pub(crate) const SUPPORTED_CLIENT_ATTRIBUTES: [&str; 3] = [
+    "pkce.code.challenge.method",
+    "post.logout.redirect.uris",
+    "access.token.lifespan",
+];
 /// Keycloak's default client authenticator: a shared secret (Basic or in the body).
 pub(crate) const CLIENT_SECRET: &str = "client-secret";
 

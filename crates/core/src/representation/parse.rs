@@ -191,6 +191,19 @@ fn notices(rep: &RealmRepresentation) -> Vec<Problem> {
                 ),
             ));
         }
+        let unsupported: Vec<&str> = c
+            .attributes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !keycloak::SUPPORTED_CLIENT_ATTRIBUTES.contains(k))
+            .collect();
+        if !unsupported.is_empty() {
+            out.push(Problem::new(
+                format!("clients[{i}].attributes"),
+                format!("not supported, not imported: {}", unsupported.join(", ")),
+            ));
+        }
         for (j, m) in c.protocol_mappers.iter().flatten().enumerate() {
             if !keycloak::is_oidc_mapper(m) {
                 out.push(Problem::new(
@@ -199,6 +212,20 @@ fn notices(rep: &RealmRepresentation) -> Vec<Problem> {
                         "protocol \"{}\" is not supported: mapper \"{}\" not imported",
                         m.protocol.as_deref().unwrap_or_default(),
                         m.name.as_deref().unwrap_or_default()
+                    ),
+                ));
+            } else if let Some(kind) = m
+                .protocol_mapper
+                .as_deref()
+                .filter(|k| !k.is_empty() && !keycloak::SUPPORTED_MAPPERS.contains(k))
+            {
+                out.push(Problem::new(
+                    format!("clients[{i}].protocolMappers[{j}].protocolMapper"),
+                    format!(
+                        "\"{kind}\" is not supported: mapper \"{}\" is kept without effect \
+                         (supported: {})",
+                        m.name.as_deref().unwrap_or_default(),
+                        keycloak::SUPPORTED_MAPPERS.join(", ")
                     ),
                 ));
             }

@@ -555,3 +555,65 @@ fn clients_with_another_authenticator_are_not_imported_with_their_secret() {
         Some("client-secret")
     );
 }
+
+/// Client settings pforte does not act on are reported by name, never silently dropped or
+/// silently kept: unknown attributes are not imported (one warning per client), mappers of
+/// an unsupported type are imported without effect (one warning each).
+#[test]
+fn unsupported_client_settings_are_reported_by_name() {
+    let doc = json!({"realm": "d", "clients": [{
+        "clientId": "app", "publicClient": true, "redirectUris": ["https://app.example/cb"],
+        "attributes": {
+            "pkce.code.challenge.method": "S256",
+            "dpop.bound.access.tokens": "true",
+            "client.secret.rotated": "old-secret-in-clear"
+        },
+        "protocolMappers": [
+            {"name": "pairwise", "protocol": "openid-connect",
+             "protocolMapper": "oidc-sha256-pairwise-sub-mapper", "config": {}},
+            {"name": "kvnr", "protocol": "openid-connect",
+             "protocolMapper": "oidc-usermodel-attribute-mapper",
+             "config": {"user.attribute": "kvnr", "claim.name": "kvnr"}}
+        ]
+    }]});
+    let parsed = parse(&doc.to_string());
+    assert_eq!(
+        parsed.warnings,
+        [
+            "realm.json: clients[0].attributes: not supported, not imported: \
+             client.secret.rotated, dpop.bound.access.tokens",
+            "realm.json: clients[0].protocolMappers[0].protocolMapper: \
+             \"oidc-sha256-pairwise-sub-mapper\" is not supported: mapper \"pairwise\" is kept \
+             without effect (supported: oidc-usermodel-attribute-mapper, \
+             oidc-hardcoded-claim-mapper)"
+        ]
+    );
+    let imported = import(&parsed, None, &[]);
+    let attributes: Vec<&str> = imported.clients[0]
+        .attributes
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(attributes, ["pkce.code.challenge.method"]);
+}
+
+#[test]
+fn an_oversized_mapper_value_is_refused() {
+    let doc = |value: String| {
+        json!({"realm": "d", "clients": [{
+            "clientId": "svc", "secret": "0123456789abcdef0123456789abcdef",
+            "serviceAccountsEnabled": true, "standardFlowEnabled": false,
+            "protocolMappers": [{"name": "big", "protocol": "openid-connect",
+                "protocolMapper": "oidc-hardcoded-claim-mapper",
+                "config": {"claim.name": "big", "claim.value": value}}]
+        }]})
+    };
+    let found = problems(doc("x".repeat(20_000)));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].to_string(),
+        "clients[0].protocolMappers[0].config[\"claim.value\"]: 20000 bytes: at most 2048 (a \
+         claim goes into every token, and a token may not exceed 16 KiB)"
+    );
+    assert!(validate(&parse(&doc("x".repeat(2048)).to_string())).is_ok());
+}

@@ -15,6 +15,9 @@ use crate::model::RoleDef;
 /// Keycloak stores durations and counts in Java `int`s; holding imports to that range
 /// accepts every Keycloak export and keeps `now + lifespan` far from overflowing.
 const MAX_SECONDS: i64 = i32::MAX as i64;
+/// A mapper's configuration values (a hard-coded claim's value, say) are bounded so that
+/// no import can make every token of a client too large to sign.
+const MAX_MAPPER_VALUE: usize = 2048;
 
 const PKCE_METHOD: &str = "pkce.code.challenge.method";
 const ACCESS_TOKEN_LIFESPAN: &str = "access.token.lifespan";
@@ -203,6 +206,18 @@ fn check_clients(rep: &RealmRepresentation, out: &mut Vec<Problem>) {
                     format!("{mat}.protocolMapper"),
                     "required: set the mapper type, e.g. \"oidc-usermodel-attribute-mapper\"",
                 ));
+            }
+            for (key, value) in m.config.iter().flatten() {
+                if value.len() > MAX_MAPPER_VALUE {
+                    out.push(Problem::new(
+                        join_key(&format!("{mat}.config"), key),
+                        format!(
+                            "{} bytes: at most {MAX_MAPPER_VALUE} (a claim goes into every token, \
+                             and a token may not exceed 16 KiB)",
+                            value.len()
+                        ),
+                    ));
+                }
             }
         }
     }
