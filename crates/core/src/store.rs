@@ -250,13 +250,15 @@ pub trait Store: Send + Sync + 'static {
 
     // --- housekeeping ----------------------------------------------------------------------
 
-    /// Removes expired codes, refresh tokens, revoked-token entries and flow states, sessions
-    /// last seen before `session_idle_before`, and — after a day's margin — grants that are
-    /// revoked or have no refresh token left, and login-failure counters not touched for a
-    /// day. Returns the number of rows removed.
+    /// Removes expired refresh tokens, revoked-token entries and flow states, sessions last
+    /// seen before `session_idle_before`, login-failure counters last touched before
+    /// `failures_before`, and — after a day's margin — codes (so that a reuse of a code
+    /// that has just expired still finds it and revokes what it issued) and grants that are
+    /// revoked or have no refresh token left. Returns the number of rows removed.
     fn purge_expired(
         &self,
         now: Timestamp,
         session_idle_before: Timestamp,
+        failures_before: Timestamp,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 }

@@ -251,7 +251,8 @@ impl Store for AnyStore {
         &self,
         now: Timestamp,
         session_idle_before: Timestamp,
+        failures_before: Timestamp,
     ) -> StoreResult<u64> {
-        delegate!(self.purge_expired(now, session_idle_before))
+        delegate!(self.purge_expired(now, session_idle_before, failures_before))
     }
 }

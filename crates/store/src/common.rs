@@ -1060,12 +1060,12 @@ macro_rules! impl_store {
                 &self,
                 now: pforte_core::model::Timestamp,
                 session_idle_before: pforte_core::model::Timestamp,
+                failures_before: pforte_core::model::Timestamp,
             ) -> pforte_core::store::StoreResult<u64> {
                 use $crate::common::*;
                 let mut tx = self.begin_write().await.map_err(err("purge_expired: begin"))?;
                 let mut removed = 0;
                 for sql in [
-                    "DELETE FROM auth_codes WHERE expires_at < $1",
                     "DELETE FROM refresh_tokens WHERE expires_at < $1",
                     "DELETE FROM revoked_access_tokens WHERE expires_at < $1",
                     "DELETE FROM flow_states WHERE expires_at < $1",
@@ -1083,14 +1083,22 @@ macro_rules! impl_store {
                     .await
                     .map_err(err("purge_expired: sessions"))?
                     .rows_affected();
+                removed += sqlx::query("DELETE FROM login_failures WHERE last_failure < $1")
+                    .bind(failures_before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("purge_expired: login failures"))?
+                    .rows_affected();
                 // A day's margin: a grant revoked or without refresh tokens for that long
                 // has no access token left that could still be valid (a missing grant reads
-                // as revoked anyway), and no redemption of its code is still in flight.
+                // as revoked anyway), and no redemption of its code is still in flight; a
+                // code kept that long after it expired still makes a late reuse revoke what
+                // it issued.
                 let day_ago = now - 86_400;
                 for sql in [
+                    "DELETE FROM auth_codes WHERE expires_at < $1",
                     "DELETE FROM grants WHERE created_at < $1 AND (revoked = TRUE OR NOT EXISTS \
                      (SELECT 1 FROM refresh_tokens t WHERE t.grant_id = grants.id))",
-                    "DELETE FROM login_failures WHERE last_failure < $1",
                 ] {
                     removed += sqlx::query(sql)
                         .bind(day_ago)

@@ -1224,10 +1224,13 @@ pub async fn purge_expired<S: Store>(s: &S) -> CheckResult {
     s.insert_grant_with_refresh(&live, Some(&refresh(&live.id, &new_rt, T + 10)))
         .await
         .ctx("insert_grant_with_refresh")?;
-    let (old_code, new_code) = (
+    // Codes stay a day past their expiry, so that a late reuse still finds them.
+    let (ancient_code, old_code, new_code) = (
+        code(&r, &unique("c"), T - 90_000),
         code(&r, &unique("c"), T - 10),
         code(&r, &unique("c"), T + 10),
     );
+    s.insert_code(&ancient_code).await.ctx("insert_code")?;
     s.insert_code(&old_code).await.ctx("insert_code")?;
     s.insert_code(&new_code).await.ctx("insert_code")?;
     let (old_jti, new_jti) = (unique("jti"), unique("jti"));
@@ -1258,15 +1261,22 @@ pub async fn purge_expired<S: Store>(s: &S) -> CheckResult {
     just_revoked.revoked = true;
     s.insert_grant(&long_revoked).await.ctx("insert_grant")?;
     s.insert_grant(&just_revoked).await.ctx("insert_grant")?;
-    let (old_key, new_key) = (unique("user"), unique("user"));
+    let (old_key, new_key, long_key) = (unique("user"), unique("user"), unique("user"));
     s.record_login_failure(&r, &old_key, T - 200_000)
+        .await
+        .ctx("record_login_failure")?;
+    // Older than a day, but within the cut-off given (a realm's long lock-out).
+    s.record_login_failure(&r, &long_key, T - 100_000)
         .await
         .ctx("record_login_failure")?;
     s.record_login_failure(&r, &new_key, T - 10)
         .await
         .ctx("record_login_failure")?;
 
-    let removed = s.purge_expired(T, T - 1000).await.ctx("purge_expired")?;
+    let removed = s
+        .purge_expired(T, T - 1000, T - 150_000)
+        .await
+        .ctx("purge_expired")?;
     ensure!(
         s.get_grant(&long_revoked.id)
             .await
@@ -1297,6 +1307,14 @@ pub async fn purge_expired<S: Store>(s: &S) -> CheckResult {
         1,
         "recent failure counter removed"
     );
+    ensure_eq!(
+        s.get_login_failures(&r, &long_key)
+            .await
+            .ctx("get_login_failures")?
+            .count,
+        1,
+        "failure counter within the cut-off removed"
+    );
     ensure!(
         removed >= 5,
         "purge_expired reported {removed} rows, expected at least 5"
@@ -1315,11 +1333,18 @@ pub async fn purge_expired<S: Store>(s: &S) -> CheckResult {
         "grant removed"
     );
     ensure_eq!(
-        s.redeem_code(&old_code.code_hash)
+        s.redeem_code(&ancient_code.code_hash)
             .await
             .ctx("redeem_code")?,
         CodeRedemption::Unknown,
-        "expired code kept"
+        "code expired a day ago kept"
+    );
+    ensure!(
+        s.redeem_code(&old_code.code_hash)
+            .await
+            .ctx("redeem_code")?
+            != CodeRedemption::Unknown,
+        "code that just expired removed: its reuse would no longer be noticed"
     );
     ensure_eq!(
         s.redeem_code(&new_code.code_hash)

@@ -257,10 +257,14 @@ fn revoke_grant(c: &Connection, id: &str) -> StoreResult<()> {
     .map(drop)
 }
 
-fn purge(c: &Connection, now: Timestamp, session_idle_before: Timestamp) -> StoreResult<u64> {
+fn purge(
+    c: &Connection,
+    now: Timestamp,
+    session_idle_before: Timestamp,
+    failures_before: Timestamp,
+) -> StoreResult<u64> {
     let mut removed = 0;
     for sql in [
-        "DELETE FROM auth_codes WHERE expires_at < ?1",
         "DELETE FROM refresh_tokens WHERE expires_at < ?1",
         "DELETE FROM revoked_access_tokens WHERE expires_at < ?1",
         "DELETE FROM flow_states WHERE expires_at < ?1",
@@ -273,14 +277,21 @@ fn purge(c: &Connection, now: Timestamp, session_idle_before: Timestamp) -> Stor
         "DELETE FROM sessions WHERE last_seen < ?1",
         [session_idle_before],
     )?;
+    removed += exec(
+        c,
+        "purge_expired: login failures",
+        "DELETE FROM login_failures WHERE last_failure < ?1",
+        [failures_before],
+    )?;
     // A day's margin: a grant revoked or without refresh tokens for that long has no access
     // token left that could still be valid (a missing grant reads as revoked anyway), and
-    // no redemption of its code is still in flight.
+    // no redemption of its code is still in flight; a code kept that long after it expired
+    // still makes a late reuse revoke what it issued.
     let day_ago = now - 86_400;
     for sql in [
+        "DELETE FROM auth_codes WHERE expires_at < ?1",
         "DELETE FROM grants WHERE created_at < ?1 AND (revoked = TRUE OR NOT EXISTS \
          (SELECT 1 FROM refresh_tokens t WHERE t.grant_id = grants.id))",
-        "DELETE FROM login_failures WHERE last_failure < ?1",
     ] {
         removed += exec(c, "purge_expired", sql, [day_ago])?;
     }
@@ -878,8 +889,11 @@ impl Store for SqliteStore {
         &self,
         now: Timestamp,
         session_idle_before: Timestamp,
+        failures_before: Timestamp,
     ) -> StoreResult<u64> {
-        self.write("purge_expired", move |c| purge(c, now, session_idle_before))
-            .await
+        self.write("purge_expired", move |c| {
+            purge(c, now, session_idle_before, failures_before)
+        })
+        .await
     }
 }
