@@ -617,3 +617,32 @@ fn an_oversized_mapper_value_is_refused() {
     );
     assert!(validate(&parse(&doc("x".repeat(2048)).to_string())).is_ok());
 }
+
+/// A confidential client with no flow at all is a resource server that authenticates to
+/// introspect tokens: without a secret in the file (an export never carries one), importing
+/// it would silently leave it unable to. The file must give one, as for any confidential
+/// client; only a bearer-only client may come without.
+#[test]
+fn a_confidential_client_without_flows_still_needs_a_secret() {
+    let doc = |secret: Option<&str>| {
+        let mut c = json!({"clientId": "rs", "standardFlowEnabled": false,
+                           "serviceAccountsEnabled": false});
+        if let Some(s) = secret {
+            c["secret"] = json!(s);
+        }
+        json!({"realm": "d", "clients": [c]})
+    };
+    let found = problems(doc(None));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].to_string(),
+        "clients[0].secret: confidential client \"rs\" needs a secret: set clients[0].secret or \
+         publicClient: true"
+    );
+    let secret = "0123456789abcdef0123456789abcdef";
+    let imported = import(&parse(&doc(Some(secret)).to_string()), None, &[]);
+    assert_eq!(
+        imported.clients[0].secret_hash.as_deref(),
+        Some(&*hash_client_secret(secret))
+    );
+}

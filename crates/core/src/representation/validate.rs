@@ -227,9 +227,11 @@ fn check_secret(c: &ClientRepresentation, at: &str, id: &str, out: &mut Vec<Prob
     if keycloak::is_public(c) {
         return;
     }
-    let (standard, service) = keycloak::flows(c);
+    // Also without any flow: such a client (a resource server) still authenticates, to
+    // introspect tokens. Only a bearer-only client may come without one, as in Keycloak.
+    let needs_secret = !c.bearer_only.unwrap_or(false);
     match c.secret.as_deref() {
-        None | Some("") if standard || service => out.push(Problem::new(
+        None | Some("") if needs_secret => out.push(Problem::new(
             format!("{at}.secret"),
             format!(
                 "confidential client \"{id}\" needs a secret: set {at}.secret or publicClient: true"
