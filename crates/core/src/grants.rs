@@ -190,6 +190,10 @@ async fn authorization_code<S: Store>(
         .await
     {
         Ok(()) => {}
+        // A logout ended the session since it was checked above.
+        Err(StoreError::Conflict(_)) if store.get_session(&session.id).await?.is_none() => {
+            return Err(OAuthError::invalid_grant("session not active"));
+        }
         // A concurrent reuse of this code wrote the grant as revoked first.
         Err(StoreError::Conflict(_)) => {
             return Err(OAuthError::invalid_grant(

@@ -133,7 +133,8 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         now: Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Deletes the session and revokes every grant that belongs to it.
+    /// Deletes the session and revokes every grant that belongs to it (including one that
+    /// `insert_grant_with_refresh` is storing at the same moment).
     fn delete_session(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
     // --- codes, grants, refresh tokens ------------------------------------------------
@@ -148,7 +149,10 @@ pub trait Store: Send + Sync + 'static {
     fn insert_grant(&self, grant: &Grant) -> impl Future<Output = StoreResult<()>> + Send;
     fn get_grant(&self, id: &str) -> impl Future<Output = StoreResult<Option<Grant>>> + Send;
     fn revoke_grant(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Stores a grant together with its first refresh token, in one transaction.
+    /// Stores a grant together with its first refresh token, in one transaction. `Conflict`
+    /// when the grant id exists, or when the grant's session no longer does: a logout that
+    /// ran between a code redemption's session check and this insert would otherwise leave
+    /// the new grant unrevoked. Against `delete_session` this is atomic.
     fn insert_grant_with_refresh(
         &self,
         grant: &Grant,

@@ -708,16 +708,19 @@ macro_rules! impl_store {
             async fn delete_session(&self, id: &str) -> pforte_core::store::StoreResult<()> {
                 use $crate::common::*;
                 let mut tx = self.begin_write().await.map_err(err("delete_session: begin"))?;
-                sqlx::query("UPDATE grants SET revoked = TRUE WHERE session_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("delete_session: revoke grants"))?;
+                // Delete first: this waits for a grant insert holding the session's share
+                // lock, and the UPDATE after it (a new snapshot under READ COMMITTED) then
+                // sees and revokes that grant too.
                 sqlx::query("DELETE FROM sessions WHERE id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await
                     .map_err(err("delete_session"))?;
+                sqlx::query("UPDATE grants SET revoked = TRUE WHERE session_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("delete_session: revoke grants"))?;
                 tx.commit().await.map_err(err("delete_session: commit"))
             }
 
@@ -831,6 +834,23 @@ macro_rules! impl_store {
                     .begin_write()
                     .await
                     .map_err(err("insert_grant_with_refresh: begin"))?;
+                // The share lock makes a concurrent delete_session wait for this commit (and
+                // then revoke the grant), or this insert wait for the delete (and then find
+                // no session).
+                if let Some(sid) = &grant.session_id {
+                    let alive = sqlx::query("SELECT 1 FROM sessions WHERE id = $1 FOR SHARE")
+                        .bind(sid)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(err("insert_grant_with_refresh: session"))?
+                        .is_some();
+                    if !alive {
+                        return Err(pforte_core::store::StoreError::Conflict(format!(
+                            "the session of grant {} has ended",
+                            grant.id
+                        )));
+                    }
+                }
                 insert_grant_in!(&mut *tx, grant)?;
                 if let Some(token) = refresh {
                     insert_refresh_in!(&mut *tx, token)?;

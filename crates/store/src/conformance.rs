@@ -92,6 +92,10 @@ pub async fn run_all<S: Store>(store: Arc<S>) -> CheckResult {
             concurrent_code_redemption(store.clone()).await,
         ),
         (
+            "concurrent_logout_and_grant",
+            concurrent_logout_and_grant(store.clone()).await,
+        ),
+        (
             "concurrent_refresh_rotation",
             concurrent_refresh_rotation(store.clone()).await,
         ),
@@ -732,6 +736,69 @@ pub async fn delete_session_revokes_grants<S: Store>(s: &S) -> CheckResult {
             .is_some(),
         "other session deleted"
     );
+    // After the logout, no grant can be stored for the ended session.
+    let late = unique("g");
+    let refused = s
+        .insert_grant_with_refresh(
+            &grant(&r, &late, Some(&sid)),
+            Some(&refresh(&late, &unique("rt"), NOW + 99)),
+        )
+        .await;
+    ensure!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "grant for an ended session stored: {refused:?}"
+    );
+    ensure!(
+        s.get_grant(&late).await.ctx("get_grant")?.is_none(),
+        "refused grant written"
+    );
+    Ok(())
+}
+
+/// A logout and a code redemption of the same session at once: whichever wins, no grant of
+/// that session survives unrevoked (it is either refused or revoked by the logout).
+pub async fn concurrent_logout_and_grant<S: Store>(store: Arc<S>) -> CheckResult {
+    let r = unique("realm");
+    let mut pairs = Vec::new();
+    for _ in 0..20 {
+        let (sid, g) = (unique("session"), unique("g"));
+        store
+            .create_session(&session(&r, &sid, NOW))
+            .await
+            .ctx("create_session")?;
+        pairs.push((sid, g));
+    }
+    let mut tasks = Vec::new();
+    for (sid, g) in &pairs {
+        let (a, b) = (store.clone(), store.clone());
+        let (sid_a, sid_b, g) = (sid.clone(), sid.clone(), g.clone());
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            let insert = async {
+                let rt = unique("rt");
+                // Err is fine: the logout came first.
+                let _ = a
+                    .insert_grant_with_refresh(
+                        &grant(&r, &g, Some(&sid_a)),
+                        Some(&refresh(&g, &rt, NOW + 99)),
+                    )
+                    .await;
+            };
+            let logout = async { b.delete_session(&sid_b).await.map(|_| ()) };
+            let ((), logged_out) = tokio::join!(insert, logout);
+            logged_out
+        }));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| format!("task: {e}"))?
+            .ctx("delete_session")?;
+    }
+    for (_, g) in &pairs {
+        if let Some(found) = store.get_grant(g).await.ctx("get_grant")? {
+            ensure!(found.revoked, "grant {g} survived its session's logout");
+        }
+    }
     Ok(())
 }
 

@@ -677,6 +677,20 @@ impl Store for SqliteStore {
         let grant = grant.clone();
         let refresh = refresh.cloned();
         self.write("insert_grant_with_refresh", move |c| {
+            // The thread runs one job at a time: no logout can come between this check and
+            // the insert.
+            if let Some(sid) = &grant.session_id {
+                let alive: bool = c
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1)")
+                    .and_then(|mut s| s.query_row([sid], |r| r.get(0)))
+                    .map_err(err("insert_grant_with_refresh: session"))?;
+                if !alive {
+                    return Err(StoreError::Conflict(format!(
+                        "the session of grant {} has ended",
+                        grant.id
+                    )));
+                }
+            }
             insert_grant(c, &grant)?;
             if let Some(t) = refresh {
                 exec(
