@@ -123,9 +123,15 @@ pub async fn load_or_create<S: Store>(
             // started with another key would seal the new key so that no other node can
             // open it, and retire the key they all can.
             realm_keys(&realm.name, &stored, retention, master, now)?;
-            store
+            match store
                 .rotate_key(&new_stored_key(realm, master, now)?, now)
-                .await?;
+                .await
+            {
+                // Another node rotated at the same moment (its new key is the one active
+                // key now): use that one.
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
             stored = store.list_keys(&realm.name).await?;
         }
         Some(_) => {}

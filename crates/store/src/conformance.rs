@@ -96,6 +96,10 @@ pub async fn run_all<S: Store>(store: Arc<S>) -> CheckResult {
             concurrent_logout_and_grant(store.clone()).await,
         ),
         (
+            "concurrent_algorithm_change",
+            concurrent_algorithm_change(store.clone()).await,
+        ),
+        (
             "concurrent_refresh_rotation",
             concurrent_refresh_rotation(store.clone()).await,
         ),
@@ -752,6 +756,38 @@ pub async fn delete_session_revokes_grants<S: Store>(s: &S) -> CheckResult {
         s.get_grant(&late).await.ctx("get_grant")?.is_none(),
         "refused grant written"
     );
+    Ok(())
+}
+
+/// Nodes that see a realm's new signature algorithm at the same moment all rotate to it
+/// without an error (on PostgreSQL the losers of the race hit the one-active-key index),
+/// and one active key of that algorithm remains.
+pub async fn concurrent_algorithm_change<S: Store>(store: Arc<S>) -> CheckResult {
+    let mut realm = Realm::new(&unique("realm"));
+    let master = pforte_jose::seal::MasterKey::generate().map_err(|e| e.to_string())?;
+    pforte_core::keys::load_or_create(&*store, &realm, 600, &master, NOW)
+        .await
+        .map_err(|e| format!("first key: {e}"))?;
+    realm.signature_alg = Alg::EdDSA;
+    let tasks = (0..5)
+        .map(|_| {
+            let (store, realm, master) = (store.clone(), realm.clone(), master.clone());
+            tokio::spawn(async move {
+                pforte_core::keys::load_or_create(&*store, &realm, 600, &master, NOW + 1)
+                    .await
+                    .map(|k| k.active.alg())
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect::<Vec<_>>();
+    for t in tasks {
+        let alg = t.await.map_err(|e| format!("task: {e}"))??;
+        ensure_eq!(alg, Alg::EdDSA, "a node signs with the old algorithm");
+    }
+    let keys = store.list_keys(&realm.name).await.ctx("list_keys")?;
+    let active: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
+    ensure_eq!(active.len(), 1, "active keys");
+    ensure_eq!(active[0].alg, Alg::EdDSA, "active key's algorithm");
     Ok(())
 }
 
