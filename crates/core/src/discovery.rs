@@ -3,12 +3,20 @@
 
 use serde_json::{Value, json};
 
-use crate::model::Realm;
+use crate::keys::RealmKeys;
 use crate::scope;
 
-pub fn openid_configuration(issuer: &str, realm: &Realm) -> Value {
+pub fn openid_configuration(issuer: &str, keys: &RealmKeys) -> Value {
     let oidc = format!("{issuer}/protocol/openid-connect");
-    let alg = realm.signature_alg.as_str();
+    // The algorithm that signs now first, then those of the retired keys still published:
+    // tokens signed before the realm changed its algorithm stay valid for a while, and a
+    // relying party that enforces this list must accept them.
+    let mut algs = vec![keys.active.alg().as_str()];
+    for alg in keys.verifying.iter().filter_map(|k| k.alg()) {
+        if !algs.contains(&alg.as_str()) {
+            algs.push(alg.as_str());
+        }
+    }
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{oidc}/auth"),
@@ -22,7 +30,7 @@ pub fn openid_configuration(issuer: &str, realm: &Realm) -> Value {
         "response_modes_supported": ["query", "fragment", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [alg],
+        "id_token_signing_alg_values_supported": algs,
         "scopes_supported": scope::KNOWN,
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "sid",

@@ -283,6 +283,33 @@ mod tests {
     }
 
     #[test]
+    fn discovery_lists_the_signing_algorithm_first_then_those_still_published() {
+        let es = Realm::new("r");
+        let ed = Realm {
+            signature_alg: Alg::EdDSA,
+            ..Realm::new("r")
+        };
+        let master = MasterKey::generate().unwrap();
+        let retired_es = row(&es, &master, NOW - 100, Some(NOW - 10));
+        let active_ed = row(&ed, &master, NOW - 10, None);
+        let keys = realm_keys("r", &[active_ed, retired_es], 600, &master, NOW).unwrap();
+        let doc = crate::discovery::openid_configuration("https://id.example/realms/r", &keys);
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            serde_json::json!(["EdDSA", "ES256"])
+        );
+        // Once the old key is no longer published, only the current algorithm is listed.
+        let retired_long_ago = row(&es, &master, NOW - 10_000, Some(NOW - 5_000));
+        let active_ed = row(&ed, &master, NOW - 10, None);
+        let keys = realm_keys("r", &[active_ed, retired_long_ago], 600, &master, NOW).unwrap();
+        let doc = crate::discovery::openid_configuration("https://id.example/realms/r", &keys);
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            serde_json::json!(["EdDSA"])
+        );
+    }
+
+    #[test]
     fn a_wrong_master_key_is_an_error_that_says_so() {
         let realm = Realm::new("r");
         let master = MasterKey::generate().unwrap();

@@ -14,7 +14,8 @@ pub async fn openid_configuration(
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let realm = realm(&state, &name).await?;
-    let doc = discovery::openid_configuration(&state.issuer(&realm.name), &realm);
+    let keys = state.keys.get(&realm).await?;
+    let doc = discovery::openid_configuration(&state.issuer(&realm.name), &keys);
     Ok((
         [
             (header::CACHE_CONTROL, "public, max-age=60"),
