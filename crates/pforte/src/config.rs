@@ -57,12 +57,23 @@ pub struct Config {
     pub dev_mode: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum MasterKeySource {
     Inline(String),
     File(PathBuf),
     /// Generated on first start into the data directory (development convenience).
     Generated(PathBuf),
+}
+
+/// Never prints the key itself: a `{:?}` of the configuration must be safe to log.
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MasterKeySource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            MasterKeySource::File(p) => f.debug_tuple("File").field(p).finish(),
+            MasterKeySource::Generated(p) => f.debug_tuple("Generated").field(p).finish(),
+        }
+    }
 }
 
 impl Config {
@@ -179,6 +190,13 @@ mod tests {
         assert_eq!(c.base_url, None);
         assert!(c.database_url.starts_with("sqlite://"));
         assert!(matches!(c.master_key, MasterKeySource::Generated(_)));
+    }
+
+    #[test]
+    fn debug_output_does_not_show_an_inline_master_key() {
+        let shown = format!("{:?}", MasterKeySource::Inline("c2VjcmV0LWtleQ==".into()));
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert_eq!(shown, "Inline(<redacted>)");
     }
 
     #[test]

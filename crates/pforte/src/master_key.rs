@@ -41,6 +41,15 @@ pub fn load(source: &MasterKeySource, shared_database: bool) -> Result<MasterKey
 }
 
 fn read_file(path: &Path) -> Result<MasterKey> {
+    if readable_by_others(path) {
+        // A warning, not a refusal: secret mounts (Kubernetes, say) are often 0644 behind a
+        // directory only the service can enter.
+        tracing::warn!(
+            path = %path.display(),
+            "the master key file can be read by other users; fix: chmod 600 it (or make sure \
+             its directory admits only pforte's user)"
+        );
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the master key file {}", path.display()))?;
     MasterKey::from_base64(text.trim()).map_err(|e| {
@@ -49,6 +58,20 @@ fn read_file(path: &Path) -> Result<MasterKey> {
             path.display()
         )
     })
+}
+
+/// Group or others may read the file (always false where there are no Unix permissions).
+fn readable_by_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 fn write_private(path: &Path, content: &[u8]) -> Result<()> {
@@ -62,4 +85,30 @@ fn write_private(path: &Path, content: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot create the master key file {}", path.display()))?;
     f.write_all(content)
         .with_context(|| format!("cannot write the master key file {}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("pforte-mk-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let private = dir.join("private.key");
+        write_private(&private, b"x").unwrap();
+        assert!(!readable_by_others(&private));
+        let shared = dir.join("shared.key");
+        std::fs::write(&shared, b"x").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(readable_by_others(&shared));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
