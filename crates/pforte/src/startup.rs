@@ -78,8 +78,19 @@ async fn import_bytes(store: &AnyStore, bytes: &[u8], source: &str) -> Result<()
     let outcome: ImportOutcome =
         import::import_realm(store, bytes, source, now(), PasswordCost::PRODUCTION, &*rng)
             .await
-            .map_err(|e| {
-                anyhow!("{e}\n  fix: correct the realm file at the path(s) named above and import again; nothing of it was written")
+            .map_err(|e| match &e {
+                import::ImportFailure::Store {
+                    error: pforte_core::StoreError::Conflict(_),
+                    ..
+                } => anyhow!(
+                    "{e}\n  fix: a user's username or email belongs to another user of the realm in the database; change it in the file or in the database, and import again; nothing of the file was written"
+                ),
+                import::ImportFailure::Store { .. } => anyhow!(
+                    "{e}\n  fix: check that the database is reachable (PFORTE_DATABASE_URL) and import again; nothing of the file was written"
+                ),
+                import::ImportFailure::Invalid(_) => anyhow!(
+                    "{e}\n  fix: correct the realm file at the path(s) named above and import again; nothing of it was written"
+                ),
             })?;
     for warning in &outcome.warnings {
         tracing::warn!("{warning}");
@@ -264,7 +275,9 @@ pub async fn export(config: Config, realm: &str) -> Result<()> {
     let store = connect(&config).await?;
     let rep = import::export(&store, realm)
         .await?
-        .ok_or_else(|| anyhow!("realm {realm} does not exist"))?;
+        .ok_or_else(|| {
+            anyhow!("realm {realm} does not exist\n  fix: check the name (realm names are case-sensitive), or import the realm first: pforte import realm.json")
+        })?;
     println!("{}", serde_json::to_string_pretty(&rep)?);
     Ok(())
 }
@@ -279,7 +292,9 @@ pub async fn rotate_keys(config: Config, realm_name: &str) -> Result<()> {
     let realm = store
         .get_realm(realm_name)
         .await?
-        .ok_or_else(|| anyhow!("realm {realm_name} does not exist"))?;
+        .ok_or_else(|| {
+            anyhow!("realm {realm_name} does not exist\n  fix: check the name (realm names are case-sensitive), or import the realm first: pforte import realm.json")
+        })?;
     let clients = store.list_clients(realm_name).await?;
     let retention = pforte_core::keys::key_retention(&realm, &clients);
     // Make sure there is a key to retire, so a rotation on a fresh database is meaningful.

@@ -107,6 +107,20 @@ fn postgres_without_a_master_key_is_refused() {
 }
 
 #[test]
+fn an_unknown_realm_is_an_error_with_the_fix() {
+    for args in [
+        &["export", "--realm", "nope"][..],
+        &["keys", "rotate", "--realm", "nope"][..],
+    ] {
+        let out = run(args, &[]);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("realm nope does not exist"), "{args:?}: {err}");
+        assert!(err.contains("fix: check the name"), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn unsupported_database_scheme_is_explained() {
     let out = run(
         &["serve"],
