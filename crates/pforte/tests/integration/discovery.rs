@@ -131,82 +131,68 @@ async fn responses_carry_security_headers() {
     assert_eq!(h["referrer-policy"], "no-referrer");
 }
 
-/// Node B has read the realm's keys; then the key is rotated (as by `pforte keys rotate`)
-/// and node A, reading the keys afresh, signs with the new one. B must verify A's tokens
-/// at once — re-reading the keys for a kid it does not know — instead of refusing them
-/// until its key cache expires.
-#[tokio::test]
-async fn a_node_verifies_tokens_signed_with_a_key_rotated_in_since_it_read_the_keys() {
-    use std::sync::Arc;
-
+/// A test server whose master key is `key`, its realm `demo` and the current time.
+async fn server_with_master_key(
+    key: [u8; 32],
+) -> (TestServer, std::sync::Arc<pforte_core::model::Realm>, i64) {
     use pforte_core::Store;
-    use pforte_jose::seal::MasterKey;
-    use pforte_server::{AppState, ServerConfig};
-    use pforte_testkit::{Browser, TestServerOptions, callback, pkce};
-
-    let key = [7u8; 32];
-    let a = TestServer::start_with(TestServerOptions {
-        master_key: Some(MasterKey::from(key)),
+    let server = TestServer::start_with(pforte_testkit::TestServerOptions {
+        master_key: Some(pforte_jose::seal::MasterKey::from(key)),
         ..Default::default()
     })
     .await;
-    // Node B: the same database and master key, and the same public base URL (behind one
-    // load balancer both are the issuer), listening on its own port.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let b_url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = ServerConfig::new(a.base_url.clone());
-    config.dev_mode = true;
-    let b = AppState::new(Arc::clone(&a.store), config, MasterKey::from(key));
-    tokio::spawn(pforte_server::serve(listener, b, std::future::pending()));
-    let certs = |base: &str| format!("{base}/realms/demo/protocol/openid-connect/certs");
-    let kids = |jwks: Value| -> Vec<String> {
-        jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let before: Value = http_client()
-        .get(certs(&b_url))
+    let realm = server.store.get_realm("demo").await.unwrap().unwrap();
+    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
+    (server, realm, now)
+}
+
+async fn jwks_kids(url: &str) -> Vec<String> {
+    let jwks: Value = http_client()
+        .get(format!("{url}/realms/demo/protocol/openid-connect/certs"))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
 
-    let realm = a.store.get_realm("demo").await.unwrap().unwrap();
-    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
+/// Node B has read the realm's keys; then the key is rotated (as by `pforte keys rotate`)
+/// and node A, reading the keys afresh, signs with the new one. B must verify A's tokens
+/// at once — re-reading the keys for a kid it does not know — instead of refusing them
+/// until its key cache expires.
+#[tokio::test]
+async fn a_node_verifies_tokens_signed_with_a_key_rotated_in_since_it_read_the_keys() {
+    use pforte_jose::seal::MasterKey;
+    use pforte_server::{AppState, ServerConfig};
+
+    let key = [7u8; 32];
+    let (a, realm, now) = server_with_master_key(key).await;
+    // Node B: the same database and master key, and the same public base URL (behind one
+    // load balancer both are the issuer), listening on its own port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = ServerConfig::new(a.base_url.clone());
+    config.dev_mode = true;
+    let b = AppState::new(a.store.clone(), config, MasterKey::from(key));
+    tokio::spawn(pforte_server::serve(listener, b, std::future::pending()));
+    let before = jwks_kids(&b_url).await;
+
     let new_kid = pforte_core::keys::rotate(&*a.store, &realm, 3600, &MasterKey::from(key), now)
         .await
         .unwrap();
-    assert!(!kids(before).contains(&new_kid));
+    assert!(!before.contains(&new_kid));
 
-    let mut browser = Browser::new();
-    let (verifier, challenge) = pkce();
-    let auth = format!(
-        "{}/realms/demo/protocol/openid-connect/auth?client_id=demo-app&response_type=code&scope=openid&redirect_uri={}&state=s&code_challenge={challenge}&code_challenge_method=S256",
-        a.base_url,
-        pforte_core::oauth::urlencode("http://127.0.0.1:8082/callback")
-    );
-    let form = browser.open_login(&auth).await;
-    let res = browser
-        .submit_login(&a.base_url, &form, "alice", "alice")
-        .await;
-    let code = callback(&res).get("code").unwrap().to_owned();
-    let tokens: Value = http_client()
-        .post(a.url("/realms/demo/protocol/openid-connect/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", "demo-app"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:8082/callback"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
+    let mut browser = pforte_testkit::Browser::new();
+    let (code, verifier) = crate::code_flow::login(&a, &mut browser).await;
+    let tokens: Value = crate::code_flow::redeem(&a, &code, &verifier)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -223,15 +209,7 @@ async fn a_node_verifies_tokens_signed_with_a_key_rotated_in_since_it_read_the_k
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let after: Value = http_client()
-        .get(certs(&b_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(kids(after).contains(&new_kid));
+    assert!(jwks_kids(&b_url).await.contains(&new_kid));
 }
 
 /// A node started with another master key must not replace the realm's keys: it would seal
@@ -242,17 +220,10 @@ async fn a_wrong_master_key_cannot_rotate_the_realms_keys() {
     use pforte_core::Store;
     use pforte_jose::Alg;
     use pforte_jose::seal::MasterKey;
-    use pforte_testkit::TestServerOptions;
 
     let key = [9u8; 32];
-    let server = TestServer::start_with(TestServerOptions {
-        master_key: Some(MasterKey::from(key)),
-        ..Default::default()
-    })
-    .await;
+    let (server, realm, now) = server_with_master_key(key).await;
     let store = &*server.store;
-    let realm = store.get_realm("demo").await.unwrap().unwrap();
-    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
     pforte_core::keys::load_or_create(store, &realm, 3600, &MasterKey::from(key), now)
         .await
         .unwrap();
