@@ -153,29 +153,26 @@ pub async fn submit<S: Store, P: PasswordCheck>(
         store.clear_login_failures(&realm.name, &key).await?;
         before = LoginFailures::default();
     }
-    // Every attempt counts as a failure *before* its password is checked, and a success
-    // clears the count. Deciding from a count read before the check would let parallel
-    // attempts (one flow posted many times at once) all see the same unlocked count: the
-    // lock-out would bound bursts, not guesses. The atomic increment gives each attempt its
-    // own place; attempts that came in since our read failed (or are pending) just now.
-    let counted = store.record_login_failure(&realm.name, &key, now).await?;
-    let earlier = LoginFailures {
-        count: counted.count.saturating_sub(1),
-        last_failure: if counted.count.saturating_sub(1) > before.count {
-            now
-        } else {
-            before.last_failure
-        },
-    };
-    let locked = is_locked(&realm.brute_force, &earlier, now);
+    let locked = is_locked(&realm.brute_force, &before, now);
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     // Always verify (a dummy when there is no hash), so every failure costs the same time.
     let password_ok = checker.verify(password.to_owned(), phc).await;
     let user = match user {
         Some(u) if password_ok && u.enabled && !locked => u,
-        // Already counted above.
-        _ => return Err(retry(flow)),
+        _ => {
+            store.record_login_failure(&realm.name, &key, now).await?;
+            return Err(retry(flow));
+        }
     };
+    // The count is read again after the (slow) check: guesses sent in parallel all read the
+    // same unlocked count before it, and the right one must not get through once the
+    // others have locked the account meanwhile. Only failures count, so parallel logins
+    // with the right password (one account on several devices) do not lock each other out.
+    let after = store.get_login_failures(&realm.name, &key).await?;
+    if is_locked(&realm.brute_force, &after, now) {
+        store.record_login_failure(&realm.name, &key, now).await?;
+        return Err(retry(flow));
+    }
     // The flow is single-use from here on: a double submit finds nothing.
     if store.take_flow(flow_id).await?.is_none() {
         return Err(LoginError::Flow(
