@@ -407,14 +407,11 @@ pub enum Next {
 /// it still says who.
 pub fn session_for_hint(
     session: Option<Session>,
-    hint: Option<&str>,
+    hint: &str,
     keys: &RealmKeys,
     issuer: &str,
     now: Timestamp,
 ) -> Option<Session> {
-    let Some(hint) = hint.filter(|h| !h.is_empty()) else {
-        return session;
-    };
     let claims = tokens::verify_own(hint, keys, issuer, "JWT", now, false).ok()?;
     let sub = claims.get("sub").and_then(serde_json::Value::as_str)?;
     session.filter(|s| s.user_id == sub)

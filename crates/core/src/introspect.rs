@@ -33,9 +33,10 @@ pub async fn introspect<S: Store>(
         return Ok(inactive());
     }
     if looks_like_jwt(token) {
-        let Ok(c) = tokens::active_access_token(store, signer, token, now).await else {
+        let Ok(active) = tokens::active_access_token(store, signer, token, now).await else {
             return Ok(inactive());
         };
+        let c = active.claims;
         let mut out = Map::new();
         out.insert("active".into(), json!(true));
         out.insert("token_type".into(), json!("Bearer"));

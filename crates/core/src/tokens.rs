@@ -5,6 +5,8 @@
 //! logout) makes them inactive at introspection and userinfo without storing every token.
 //! Refresh tokens are opaque random strings, stored only as hashes.
 
+use std::sync::Arc;
+
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -310,7 +312,7 @@ pub async fn active_access_token<S: Store>(
     signer: Signer<'_>,
     token: &str,
     now: Timestamp,
-) -> Result<Map<String, Value>, OAuthError> {
+) -> Result<ActiveAccessToken, OAuthError> {
     let realm = signer.realm;
     let claims = verify_own(
         token,
@@ -328,15 +330,14 @@ pub async fn active_access_token<S: Store>(
         .get("client_id")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if !store
+    let client = store
         .get_client(&realm.name, client_id)
         .await?
-        .is_some_and(|c| c.enabled)
-    {
-        return Err(OAuthError::invalid_token(
-            "the client of this token no longer exists or is disabled",
-        ));
-    }
+        .filter(|c| c.enabled)
+        .ok_or_else(|| {
+            OAuthError::invalid_token("the client of this token no longer exists or is disabled")
+        })?;
+    let mut user = None;
     if let Some(grant_id) = grant_of_jti(jti) {
         let grant = match store.get_grant(grant_id).await? {
             Some(g) if !g.revoked => g,
@@ -356,17 +357,31 @@ pub async fn active_access_token<S: Store>(
                 "the session of this token has ended",
             ));
         }
-        if !store
-            .get_user(&realm.name, &grant.user_id)
-            .await?
-            .is_some_and(|u| u.enabled)
-        {
-            return Err(OAuthError::invalid_token(
-                "the user of this token no longer exists or is disabled",
-            ));
-        }
+        user = Some(
+            store
+                .get_user(&realm.name, &grant.user_id)
+                .await?
+                .filter(|u| u.enabled)
+                .ok_or_else(|| {
+                    OAuthError::invalid_token(
+                        "the user of this token no longer exists or is disabled",
+                    )
+                })?,
+        );
     }
-    Ok(claims)
+    Ok(ActiveAccessToken {
+        claims,
+        client,
+        user,
+    })
+}
+
+/// What [`active_access_token`] checked, for callers that need the records too.
+pub struct ActiveAccessToken {
+    pub claims: Map<String, Value>,
+    pub client: Arc<Client>,
+    /// The token's user; `None` for a client's own token (client_credentials).
+    pub user: Option<User>,
 }
 
 #[cfg(test)]

@@ -15,30 +15,25 @@ pub async fn userinfo<S: Store>(
     token: &str,
     now: Timestamp,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let at = tokens::active_access_token(store, signer, token, now).await?;
-    let granted = at.get("scope").and_then(Value::as_str).unwrap_or("");
+    let active = tokens::active_access_token(store, signer, token, now).await?;
+    let granted = active
+        .claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if !scope::contains(granted, "openid") {
         return Err(OAuthError::new(
             ErrorCode::InsufficientScope,
             "the access token was not issued with the openid scope",
         ));
     }
-    let sub = at.get("sub").and_then(Value::as_str).unwrap_or("");
-    let client_id = at.get("azp").and_then(Value::as_str).unwrap_or("");
-    let user = store
-        .get_user(&signer.realm.name, sub)
-        .await?
-        .filter(|u| u.enabled)
-        .ok_or_else(|| {
-            OAuthError::invalid_token("the user of this token no longer exists or is disabled")
-        })?;
-    let client = store
-        .get_client(&signer.realm.name, client_id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_token("the client of this token no longer exists"))?;
+    // The user and client were read (and found enabled) while checking the token.
+    let user = active.user.as_ref().ok_or_else(|| {
+        OAuthError::invalid_token("the user of this token no longer exists or is disabled")
+    })?;
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));
-    for (k, v) in claims::user_claims(&user, &client, granted, Target::Userinfo) {
+    for (k, v) in claims::user_claims(user, &active.client, granted, Target::Userinfo) {
         out.entry(k).or_insert(v);
     }
     Ok(out)

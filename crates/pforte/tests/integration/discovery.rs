@@ -23,14 +23,7 @@ async fn discovery_names_the_realm_issuer_and_jwks() {
 #[tokio::test]
 async fn jwks_holds_the_es256_key_the_realm_signs_with() {
     let server = TestServer::start().await;
-    let jwks: Value = http_client()
-        .get(server.url("/realms/demo/protocol/openid-connect/certs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = demo_jwks(&server.base_url).await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["kty"], "EC");
@@ -146,16 +139,20 @@ async fn server_with_master_key(
     (server, realm, now)
 }
 
-async fn jwks_kids(url: &str) -> Vec<String> {
-    let jwks: Value = http_client()
-        .get(format!("{url}/realms/demo/protocol/openid-connect/certs"))
+/// The JWKS of realm `demo` at the node listening at `base`.
+async fn demo_jwks(base: &str) -> Value {
+    http_client()
+        .get(format!("{base}/realms/demo/protocol/openid-connect/certs"))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    jwks["keys"]
+        .unwrap()
+}
+
+async fn jwks_kids(base: &str) -> Vec<String> {
+    demo_jwks(base).await["keys"]
         .as_array()
         .unwrap()
         .iter()

@@ -93,7 +93,7 @@ async fn authorize(
     let session = match p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
         None => session,
         Some(hint) => match state.keys.get_for_token(&realm, hint).await {
-            Ok(keys) => authorize::session_for_hint(session, Some(hint), &keys, &issuer, now),
+            Ok(keys) => authorize::session_for_hint(session, hint, &keys, &issuer, now),
             Err(e) => {
                 let e = ApiError::from(e);
                 return pages::error(t, &*state.rng, e.status, &e.description);
