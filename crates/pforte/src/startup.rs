@@ -184,7 +184,9 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
             );
         }
     }
-    pforte_server::serve(listener, state, shutdown).await?;
+    let workers = pforte_server::Workers::per_core()
+        .context("cannot start the threads that serve connections")?;
+    pforte_server::serve(listener, state, &workers, shutdown).await?;
     tracing::info!("pforte stopped");
     Ok(())
 }

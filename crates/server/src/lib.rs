@@ -13,6 +13,7 @@ mod pages;
 mod password;
 mod routes;
 mod state;
+mod workers;
 
 use std::future::Future;
 
@@ -23,6 +24,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 pub use error::ApiError;
 pub use keycache::KeyCache;
 pub use state::{AppState, Clock, ServerConfig, SystemClock};
+pub use workers::Workers;
 
 /// The whole application as one router.
 pub fn router(state: AppState) -> Router {
@@ -33,14 +35,16 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyTimeoutLayer::new(read_timeout))
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then lets in-flight requests finish. The connections
+/// are served on `workers` (see [`Workers`]); several servers may share them.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    workers: &Workers,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let read_timeout = state.config.read_timeout;
-    listen::serve(listener, router(state), read_timeout, shutdown).await
+    listen::serve(listener, router(state), workers, read_timeout, shutdown).await
 }
 
 /// The operating system's random source, for callers outside the server (CLI import).

@@ -7,6 +7,8 @@
 //! through hyper-util's HTTP/1-or-HTTP/2 detection; pforte speaks HTTP/1.1 (a reverse proxy
 //! in front terminates TLS and HTTP/2) and never upgrades a connection, so hyper's HTTP/1
 //! connection is used directly.
+//!
+//! Connections are accepted here and served on the connection workers (`workers.rs`).
 
 use std::future::Future;
 use std::io;
@@ -22,11 +24,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::workers::Workers;
+
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets every
 /// open connection finish its in-flight request and close, and returns when all have.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    workers: &Workers,
     read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -56,13 +61,23 @@ pub async fn serve(
                 }
             },
         };
-        tokio::spawn(connection(
-            http.clone(),
-            stream,
-            app.clone(),
-            stopping_rx.clone(),
-            open.clone(),
-        ));
+        // The socket moves to the worker's own event loop: registered there, its readiness
+        // wakes the worker directly instead of passing through this runtime.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::debug!(%err, "a new connection could not be handed to a worker");
+                continue;
+            }
+        };
+        let (http, app, stopping, open) =
+            (http.clone(), app.clone(), stopping_rx.clone(), open.clone());
+        workers.spawn_connection(move || async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => connection(http, stream, app, stopping, open).await,
+                Err(err) => tracing::debug!(%err, "a worker could not take a connection"),
+            }
+        });
     }
     drop(listener);
     // Err only when no connection is open, so there is no one to tell.

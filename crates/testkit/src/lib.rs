@@ -8,7 +8,7 @@ mod server;
 
 pub use browser::{Browser, Callback, LoginForm, callback, parse_login_form, pkce};
 pub use process::PforteProcess;
-pub use server::{TestServer, TestServerOptions};
+pub use server::{TestServer, TestServerOptions, shared_workers};
 
 /// The example realm shipped in the repository (`examples/realm.json`).
 pub const EXAMPLE_REALM: &str = include_str!("../../../examples/realm.json");

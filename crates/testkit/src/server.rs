@@ -81,9 +81,13 @@ impl TestServer {
         config.read_timeout = options.read_timeout;
         let state = AppState::new(store.clone(), config, master);
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(pforte_server::serve(listener, state.clone(), async {
-            let _ = rx.await;
-        }));
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            pforte_server::serve(listener, serving, shared_workers(), async {
+                let _ = rx.await;
+            })
+            .await
+        });
         TestServer {
             base_url,
             state,
@@ -114,6 +118,14 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// The connection workers of every test server in this process: two, like the benchmark
+/// machine's cores, started once (a server does not own them, so a test's end does not
+/// stop another test's connections).
+pub fn shared_workers() -> &'static pforte_server::Workers {
+    static WORKERS: std::sync::OnceLock<pforte_server::Workers> = std::sync::OnceLock::new();
+    WORKERS.get_or_init(|| pforte_server::Workers::start(2).unwrap())
 }
 
 fn now() -> i64 {

@@ -178,7 +178,12 @@ async fn a_node_verifies_tokens_signed_with_a_key_rotated_in_since_it_read_the_k
     let mut config = ServerConfig::new(a.base_url.clone());
     config.dev_mode = true;
     let b = AppState::new(a.store.clone(), config, MasterKey::from(key));
-    tokio::spawn(pforte_server::serve(listener, b, std::future::pending()));
+    tokio::spawn(pforte_server::serve(
+        listener,
+        b,
+        pforte_testkit::shared_workers(),
+        std::future::pending(),
+    ));
     let before = jwks_kids(&b_url).await;
 
     let new_kid = pforte_core::keys::rotate(&*a.store, &realm, 3600, &MasterKey::from(key), now)

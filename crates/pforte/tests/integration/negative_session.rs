@@ -836,9 +836,14 @@ async fn cookies_are_secure_outside_dev_mode() {
     config.login_failure_delay = std::time::Duration::from_millis(10);
     let state = AppState::new(Arc::clone(&server.store), config, MasterKey::from(key));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let node = tokio::spawn(pforte_server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
+    let node = tokio::spawn(pforte_server::serve(
+        listener,
+        state,
+        pforte_testkit::shared_workers(),
+        async {
+            let _ = rx.await;
+        },
+    ));
 
     let (browser_cookie, session_cookie) = cookies_of_a_login(&base_url).await;
     assert_cookie(&browser_cookie, true);
