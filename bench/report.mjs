@@ -7,8 +7,9 @@ const lines = readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).
 const env = process.env;
 const targets = (env.BENCH_TARGETS ?? 'pforte oidc-provider keycloak').split(/\s+/).filter(Boolean);
 const PFORTE = 'pforte';
-// The peer the issue's goals are stated against; Keycloak (what pforte replaces) is measured
-// beside it for information.
+// The peer the issue's goals are stated against, issuing the same kind of access tokens as
+// pforte (JWTs); its opaque-token configuration and Keycloak (what pforte replaces) are
+// measured beside it for information.
 const PEER = 'oidc-provider';
 const KEYCLOAK = 'keycloak';
 const peers = targets.filter((t) => t !== PFORTE);
@@ -137,6 +138,15 @@ if (targets.includes(PFORTE)) {
     p(value === undefined ? `| ${name} | not measured | — |` : `| ${name} | ${show(value)} | ${ok(value) ? 'yes' : 'no'} |`);
   }
   p();
+  p('"The peer" is oidc-provider issuing JWT access tokens, the same kind of token pforte issues '
+    + '(see "How they are set up").');
+  const OPAQUE = 'oidc-provider-opaque';
+  const vsOpaque = (s) => (rps(s, PFORTE) && rps(s, OPAQUE) ? `${fmt(rps(s, PFORTE) / rps(s, OPAQUE), 1)}×` : undefined);
+  if (vsOpaque('refresh') || vsOpaque('client-credentials')) {
+    p(`Against its default opaque access tokens instead: refresh ${vsOpaque('refresh') ?? 'not measured'}, `
+      + `client_credentials ${vsOpaque('client-credentials') ?? 'not measured'}.`);
+  }
+  p();
 }
 
 for (const [id, title, unit, what] of scenarios) {
@@ -233,7 +243,7 @@ p('Start to ready: from spawning the process to its "listening" line on stdout (
     + '(hashing the password with its default, Argon2) into a fresh database; its server was '
     + 'built beforehand (`kc.sh build`) and starts optimized.' : ''));
 p();
-p(`## How the ${targets.length === 2 ? 'two' : targets.length} are set up`);
+p(`## How ${targets.length === 2 ? 'the two' : 'they'} are set up`);
 p();
 p('- **pforte**: `target/release/pforte serve --import bench/realm.json`, a fresh SQLite file '
   + '(`PFORTE_DATABASE_URL`), `PFORTE_LOG=warn`; all cores.');
@@ -244,7 +254,17 @@ p('- **oidc-provider** (the peer of the goals): [`oidc-provider`](https://www.np
   + 'entries, no database, nothing survives a restart) - which favours the peer - and runs as one '
   + 'Node.js process (JavaScript on one core; the in-memory state cannot be shared between '
   + 'processes). Its built-in development login page accepts any login and does not check the '
-  + 'password; pforte checks it. Its access tokens are its default opaque tokens.');
+  + 'password; pforte checks it. Its access tokens are RFC 9068 JWTs signed with ES256, as '
+  + 'pforte\'s and Keycloak\'s are (`ACCESS_TOKEN_FORMAT=jwt`: oidc-provider issues them for a '
+  + 'resource server, here a default resource every token request gets).');
+if (targets.includes('oidc-provider-opaque')) {
+  p('- **oidc-provider-opaque** (for information): the same server with its default opaque access '
+    + 'tokens (`ACCESS_TOKEN_FORMAT=opaque`): random strings kept in its memory, which a resource '
+    + 'server has to send back to it for introspection. It signs nothing for client_credentials '
+    + 'and one token (the ID token) per refresh, so each token request costs it less than '
+    + 'issuing a JWT, and every API call that checks the token costs it an introspection '
+    + 'request, which is not measured here.');
+}
 if (targets.includes(KEYCLOAK)) {
   p('- **keycloak**: the `org.keycloak:keycloak-quarkus-dist` distribution from Maven '
     + '(bench/.keycloak), built with `kc.sh build --db=dev-file --cache=local` (its embedded H2 '

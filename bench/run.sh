@@ -6,10 +6,12 @@
 # Builds pforte and the load generator (release), installs the peers when missing
 # (oidc-provider from npm into bench/node_modules; Keycloak's distribution, a Maven artifact,
 # into bench/.keycloak), starts pforte (fresh SQLite database in a temp dir) on 127.0.0.1:18080,
-# oidc-provider on 127.0.0.1:18090 and Keycloak on 127.0.0.1:18100, runs every scenario against
+# oidc-provider on 127.0.0.1:18090 (JWT access tokens, like pforte's) and 127.0.0.1:18091 (its
+# default opaque access tokens) and Keycloak on 127.0.0.1:18100, runs every scenario against
 # each with the same concurrency and duration, stops them, and writes BENCHMARKS.md at the
-# repo root. oidc-provider is the peer the issue's goals are stated against; Keycloak is what
-# pforte replaces, measured beside it for information.
+# repo root. oidc-provider issuing the same kind of tokens as pforte is the peer the issue's
+# goals are stated against; its opaque-token configuration and Keycloak (what pforte replaces)
+# are measured beside it for information.
 #
 # The available CPU of a small shared VM drifts (by ±30% within minutes), so one run per target
 # gives unreliable ratios: the scenarios run in ROUNDS rounds, and within a round each scenario
@@ -18,7 +20,8 @@
 # requests/s of every round.
 #
 # Environment (all optional):
-#   TARGETS="pforte oidc-provider keycloak"   which servers to measure (e.g. TARGETS=pforte)
+#   TARGETS="pforte oidc-provider oidc-provider-opaque keycloak"
+#                                     which servers to measure (e.g. TARGETS=pforte)
 #   SCENARIOS="client-credentials refresh code-flow discovery"   (discovery: a plain GET of
 #                                     the discovery document — the ceiling of HTTP requests
 #                                     on this machine with this load generator, not a goal)
@@ -27,7 +30,8 @@
 #   LOADGEN_THREADS=1                 threads of the load generator (it shares the machine)
 #   LOADGEN_ARGS=""                   more flags for every loadgen call (see loadgen --help)
 #   BENCH_OUT=BENCHMARKS.md           where to write the report
-#   PFORTE_PORT=18080  PEER_PORT=18090  KEYCLOAK_PORT=18100  READY_TIMEOUT=60
+#   PFORTE_PORT=18080  PEER_PORT=18090  PEER_OPAQUE_PORT=18091  KEYCLOAK_PORT=18100
+#   READY_TIMEOUT=60
 #   KEYCLOAK_VERSION=26.7.3           the keycloak-quarkus-dist version (needs Java 21 or newer:
 #                                     JAVA_HOME, else the newest JDK under /usr/lib/jvm; and mvn)
 #   KEYCLOAK_JIT_WARMUP=60            seconds of unmeasured load per scenario before Keycloak's
@@ -43,7 +47,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-TARGETS=${TARGETS:-"pforte oidc-provider keycloak"}
+DEFAULT_TARGETS="pforte oidc-provider oidc-provider-opaque keycloak"
+TARGETS=${TARGETS:-$DEFAULT_TARGETS}
 SCENARIOS=${SCENARIOS:-"client-credentials refresh code-flow discovery"}
 CONCURRENCY=${CONCURRENCY:-32}
 DURATION=${DURATION:-10}
@@ -53,6 +58,7 @@ LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 BENCH_OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 PFORTE_PORT=${PFORTE_PORT:-18080}
 PEER_PORT=${PEER_PORT:-18090}
+PEER_OPAQUE_PORT=${PEER_OPAQUE_PORT:-18091}
 KEYCLOAK_PORT=${KEYCLOAK_PORT:-18100}
 KEYCLOAK_VERSION=${KEYCLOAK_VERSION:-26.7.3}
 KEYCLOAK_JIT_WARMUP=${KEYCLOAK_JIT_WARMUP:-60}
@@ -62,7 +68,7 @@ COMMAND_LINE="bench/run.sh"
 for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP ROUNDS LOADGEN_THREADS LOADGEN_ARGS KEYCLOAK_VERSION KEYCLOAK_JIT_WARMUP; do
   # Record the non-default settings in the report's command line.
   case "$v" in
-    TARGETS) [[ "$TARGETS" == "pforte oidc-provider keycloak" ]] && continue ;;
+    TARGETS) [[ "$TARGETS" == "$DEFAULT_TARGETS" ]] && continue ;;
     SCENARIOS) [[ "$SCENARIOS" == "client-credentials refresh code-flow discovery" ]] && continue ;;
     CONCURRENCY) [[ "$CONCURRENCY" == 32 ]] && continue ;;
     DURATION) [[ "$DURATION" == 10 ]] && continue ;;
@@ -80,7 +86,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 for t in $TARGETS; do
-  case "$t" in pforte | oidc-provider | keycloak) ;; *) die "unknown target '$t' (pforte, oidc-provider, keycloak)" ;; esac
+  case "$t" in pforte | oidc-provider | oidc-provider-opaque | keycloak) ;; *) die "unknown target '$t' ($DEFAULT_TARGETS)" ;; esac
 done
 for s in $SCENARIOS; do
   case "$s" in client-credentials | refresh | code-flow | discovery) ;; *) die "unknown scenario '$s'" ;; esac
@@ -92,6 +98,8 @@ done
 [[ "$KEYCLOAK_JIT_WARMUP" =~ ^[0-9]+$ ]] || die "KEYCLOAK_JIT_WARMUP must be whole seconds"
 [[ "$KEYCLOAK_VERSION" =~ ^[0-9][0-9A-Za-z.-]*$ ]] || die "KEYCLOAK_VERSION looks wrong: $KEYCLOAK_VERSION"
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
+# The load generator's adapter for a target (how its login page is filled in).
+adapter() { [[ "$1" == oidc-provider-opaque ]] && echo oidc-provider || echo "$1"; }
 
 command -v node >/dev/null || die "node is needed (the peer and the report)"
 
@@ -124,7 +132,7 @@ log "building (release): ${packages[*]}"
 cargo build --release "${packages[@]}"
 LOADGEN="$ROOT/target/release/loadgen"
 
-if want oidc-provider; then
+if want oidc-provider || want oidc-provider-opaque; then
   command -v npm >/dev/null || die "npm is needed to install the peer"
   if [[ ! -d bench/node_modules/oidc-provider ]] ||
     [[ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]]; then
@@ -257,7 +265,6 @@ json() {
 
 declare -A ISSUER PID
 PFORTE_OK=0
-PEER_OK=0
 
 if want pforte; then
   port_in_use "$PFORTE_PORT" && die "127.0.0.1:$PFORTE_PORT is already in use"
@@ -281,24 +288,27 @@ if want pforte; then
   fi
 fi
 
-if want oidc-provider; then
-  port_in_use "$PEER_PORT" && die "127.0.0.1:$PEER_PORT is already in use"
+# start_peer TARGET PORT FORMAT: oidc-provider with ACCESS_TOKEN_FORMAT=FORMAT.
+start_peer() {
+  local target=$1 port=$2 format=$3
+  port_in_use "$port" && die "127.0.0.1:$port is already in use"
   peer_version=$(node -p 'require("./bench/node_modules/oidc-provider/package.json").version')
-  log "starting the peer oidc-provider $peer_version on 127.0.0.1:$PEER_PORT"
-  if start_server oidc-provider "peer listening on" env NODE_ENV=production PORT="$PEER_PORT" \
-    "$PEER_NODE" "$ROOT/bench/peer/server.mjs"; then
-    PID[oidc-provider]=$SERVER_PID
-    ISSUER[oidc-provider]="http://127.0.0.1:$PEER_PORT"
+  log "starting the peer oidc-provider $peer_version ($format access tokens) on 127.0.0.1:$port"
+  if start_server "$target" "peer listening on" env NODE_ENV=production PORT="$port" \
+    ACCESS_TOKEN_FORMAT="$format" "$PEER_NODE" "$ROOT/bench/peer/server.mjs"; then
+    PID[$target]=$SERVER_PID
+    ISSUER[$target]="http://127.0.0.1:$port"
     sleep 1
-    json kind=process target=oidc-provider ready_ms="$READY_MS" \
+    json kind=process target="$target" ready_ms="$READY_MS" \
       idle_rss_kib="$(rss_kib "$SERVER_PID" VmRSS)" \
-      version="oidc-provider $peer_version (node $("$PEER_NODE" --version))" >>"$RESULTS"
+      version="oidc-provider $peer_version (node $("$PEER_NODE" --version)), $format access tokens" >>"$RESULTS"
     log "peer ready in ${READY_MS} ms, idle RSS $(rss_kib "$SERVER_PID" VmRSS) KiB"
-    PEER_OK=1
   else
-    json kind=process target=oidc-provider error="did not start (see the output above)" >>"$RESULTS"
+    json kind=process target="$target" error="did not start (see the output above)" >>"$RESULTS"
   fi
-fi
+}
+want oidc-provider && start_peer oidc-provider "$PEER_PORT" jwt
+want oidc-provider-opaque && start_peer oidc-provider-opaque "$PEER_OPAQUE_PORT" opaque
 
 if want keycloak; then
   if [[ -n "$KEYCLOAK_SKIP" ]]; then
@@ -356,7 +366,7 @@ for round in $(seq 1 "$ROUNDS"); do
         # The JVM runs interpreted until its JIT has compiled the hot paths: a long unmeasured
         # run first, so that the rounds measure Keycloak as it runs in production.
         log "round 1: $scenario against keycloak: ${KEYCLOAK_JIT_WARMUP}s JIT warm-up (not measured)"
-        timeout "$run_limit" "$LOADGEN" --scenario "$scenario" --target "$target" \
+        timeout "$run_limit" "$LOADGEN" --scenario "$scenario" --target "$(adapter "$target")" \
           --issuer "${ISSUER[$target]}" -c "$CONCURRENCY" -d "$KEYCLOAK_JIT_WARMUP" --warmup 0 \
           --threads "$LOADGEN_THREADS" ${LOADGEN_ARGS:-} >/dev/null 2>"$WORK/err.txt" &
         LOADGEN_PID=$!
@@ -365,7 +375,7 @@ for round in $(seq 1 "$ROUNDS"); do
       fi
       log "round $round/$ROUNDS: $scenario against $target: C=$CONCURRENCY, ${WARMUP}s warm-up + ${DURATION}s"
       # In the background and waited for, so that a signal to this script acts at once.
-      timeout "$run_limit" "$LOADGEN" --scenario "$scenario" --target "$target" \
+      timeout "$run_limit" "$LOADGEN" --scenario "$scenario" --target "$(adapter "$target")" \
         --issuer "${ISSUER[$target]}" -c "$CONCURRENCY" -d "$DURATION" --warmup "$WARMUP" \
         --threads "$LOADGEN_THREADS" --server-pid "${PID[$target]}" ${LOADGEN_ARGS:-} \
         >"$WORK/out.json" 2>"$WORK/err.txt" &
@@ -376,8 +386,8 @@ for round in $(seq 1 "$ROUNDS"); do
       cat "$WORK/err.txt" >&2
       if [[ $rc -eq 0 ]]; then
         node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-          console.log(JSON.stringify({ kind: "result", round: Number(process.argv[2]), ...r }));' \
-          "$WORK/out.json" "$round" >>"$RESULTS"
+          console.log(JSON.stringify({ kind: "result", round: Number(process.argv[2]), ...r, target: process.argv[3] }));' \
+          "$WORK/out.json" "$round" "$target" >>"$RESULTS"
         node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
           console.error(`[bench]   ${r.rps}/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, ${r.errors} errors` +
             (r.error_sample ? ` (e.g. ${r.error_sample})` : ""));' "$WORK/out.json"

@@ -6,6 +6,12 @@
 //
 // Storage is oidc-provider's default in-memory adapter (an LRU of 1000 entries in this
 // process): it is what the package ships, and it has no database behind it.
+//
+// ACCESS_TOKEN_FORMAT=jwt (the default) makes its access tokens what pforte's and Keycloak's
+// are: RFC 9068 JWTs signed with ES256, which a resource server verifies on its own. With
+// ACCESS_TOKEN_FORMAT=opaque it issues its default opaque tokens instead: random strings
+// that a resource server has to send back to it for introspection, which costs this server
+// less per token (it signs nothing for client_credentials) and more per API call.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 
@@ -13,6 +19,11 @@ import Provider from 'oidc-provider';
 
 const host = '127.0.0.1';
 const port = Number.parseInt(process.env.PORT ?? '18090', 10);
+const accessTokenFormat = process.env.ACCESS_TOKEN_FORMAT ?? 'jwt';
+if (!['jwt', 'opaque'].includes(accessTokenFormat)) {
+  console.error(`peer: ACCESS_TOKEN_FORMAT must be jwt or opaque, not ${accessTokenFormat}`);
+  process.exit(2);
+}
 const issuer = `http://${host}:${port}`;
 
 // ES256 signing key, generated at start (pforte's realm default is ES256 too).
@@ -69,6 +80,21 @@ const configuration = {
     clientCredentials: { enabled: true },
     // The built-in login page (any login is accepted; the password is not checked).
     devInteractions: { enabled: true },
+    // oidc-provider issues JWT access tokens only for a resource server (RFC 8707): every
+    // token request without a `resource` parameter gets the one API below.
+    ...(accessTokenFormat === 'jwt' ? {
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => 'urn:bench:api',
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: 'api',
+          audience: 'urn:bench:api',
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256' } },
+        }),
+      },
+    } : {}),
   },
   // PKCE S256 for public clients (oidc-provider's default; `plain` is not supported).
   pkce: { required: () => true },
@@ -114,7 +140,7 @@ provider.on('server_error', (_ctx, err) => {
 
 const server = createServer(provider.callback());
 server.listen(port, host, () => {
-  console.log(`peer listening on ${issuer} (oidc-provider, node ${process.version})`);
+  console.log(`peer listening on ${issuer} (oidc-provider, node ${process.version}, ${accessTokenFormat} access tokens)`);
 });
 
 function stop() {
