@@ -15,7 +15,7 @@
 #
 # The available CPU of a small shared VM drifts (by ±30% within minutes), so one run per target
 # gives unreliable ratios: the scenarios run in ROUNDS rounds, and within a round each scenario
-# runs against the targets alternately (pforte, then the peer), so that both see the same drift.
+# runs against the targets alternately (pforte, then the peers), so that all see the same drift.
 # The report shows, per scenario and target, the round with the median requests/s, and the
 # requests/s of every round.
 #
@@ -303,6 +303,24 @@ start_peer() {
       idle_rss_kib="$(rss_kib "$SERVER_PID" VmRSS)" \
       version="oidc-provider $peer_version (node $("$PEER_NODE" --version)), $format access tokens" >>"$RESULTS"
     log "peer ready in ${READY_MS} ms, idle RSS $(rss_kib "$SERVER_PID" VmRSS) KiB"
+    if [[ "$format" == jwt ]]; then
+      # The load generator only checks that there is an access token: make sure this peer
+      # really issues JWTs, or the report would compare pforte with the wrong configuration.
+      "$PEER_NODE" --input-type=module -e '
+        const [url] = process.argv.slice(1);
+        const r = await fetch(url, { method: "POST",
+          headers: { authorization: "Basic " + Buffer.from("bench-cc:bench-secret").toString("base64"),
+            "content-type": "application/x-www-form-urlencoded" },
+          body: "grant_type=client_credentials" });
+        const t = (await r.json()).access_token ?? "";
+        let header = {};
+        try { header = JSON.parse(Buffer.from(t.split(".")[0], "base64url").toString()); } catch {}
+        if (t.split(".").length !== 3 || header.typ !== "at+jwt" || header.alg !== "ES256") {
+          console.error(`not an ES256 at+jwt access token: ${t.slice(0, 40)}`);
+          process.exit(1);
+        }' "http://127.0.0.1:$port/token" ||
+        die "the peer $target does not issue JWT access tokens (bench/peer/server.mjs)"
+    fi
   else
     json kind=process target="$target" error="did not start (see the output above)" >>"$RESULTS"
   fi

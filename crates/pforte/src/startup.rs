@@ -164,6 +164,9 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
             .await
             .with_context(|| format!("cannot load the signing keys of realm {}", realm.name))?;
     }
+    // Before the ready line: a start that cannot serve must not have said it is ready.
+    let workers = pforte_server::Workers::per_core()
+        .context("cannot start the threads that serve connections")?;
     tracing::info!(
         %addr,
         %base_url,
@@ -184,8 +187,6 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
             );
         }
     }
-    let workers = pforte_server::Workers::per_core()
-        .context("cannot start the threads that serve connections")?;
     pforte_server::serve(listener, state, &workers, shutdown).await?;
     tracing::info!("pforte stopped");
     Ok(())

@@ -7,13 +7,17 @@
 //! wake a parked sibling to steal half of it, so a request costs futex wake-ups,
 //! inter-processor interrupts and context switches that are worth more than the request on
 //! a small machine. A connection that stays on one thread, with its socket registered in
-//! that thread's own event loop, pays none of that: measured on the 2-core benchmark machine,
-//! client_credentials went from about 80 to about 72 µs of server CPU per request
-//! (BENCHMARKS.md has the current figures).
+//! that thread's own event loop, pays none of that. In alternating A/B runs on the 2-core
+//! benchmark machine: client_credentials +1-5% requests/s, refresh +6-17%.
 //!
 //! The price is that a busy connection cannot move to an idle core. New connections go to
 //! the worker with the fewest open ones, and every handler is short: the slow work (password
-//! hashing, SQLite) already runs on threads of its own.
+//! hashing, SQLite) already runs on threads of its own. (The one exception: generating a
+//! realm's first key, or a new one after its algorithm changed, happens in the request that
+//! first needs it; an RSA key holds that worker's connections for tens of milliseconds, once.)
+//!
+//! Only the client's socket is pinned this way. PostgreSQL connections belong to the pool,
+//! are opened on whichever runtime first needs one, and are used from all of them.
 
 use std::future::Future;
 use std::io;
@@ -140,52 +144,67 @@ mod tests {
 
     use super::*;
 
+    /// Spawns a connection that reports the thread it runs on and then lives until its
+    /// sender is dropped.
+    fn spawn_reporting(workers: &Workers) -> (oneshot::Sender<()>, String) {
+        let (release, released) = oneshot::channel::<()>();
+        let (name_tx, name_rx) = std::sync::mpsc::channel();
+        workers.spawn_connection(move || async move {
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            name_tx.send(name).unwrap();
+            let _ = released.await;
+        });
+        (
+            release,
+            name_rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        )
+    }
+
     #[test]
     fn connections_go_to_the_least_busy_worker_and_run_on_its_thread() {
         let workers = Workers::start(2).unwrap();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<oneshot::Sender<()>>();
-        let (names_tx, names_rx) = std::sync::mpsc::channel();
-        for _ in 0..4 {
-            let (tx, rx) = oneshot::channel::<()>();
-            release_tx.send(tx).unwrap();
-            let names_tx = names_tx.clone();
-            workers.spawn_connection(move || async move {
-                let name = std::thread::current().name().map(str::to_owned);
-                names_tx.send(name).unwrap();
-                let _ = rx.await;
-            });
-        }
-        let mut names: Vec<_> = (0..4)
-            .map(|_| names_rx.recv_timeout(Duration::from_secs(5)).unwrap())
-            .collect();
-        names.sort();
+        let mut open: Vec<_> = (0..4).map(|_| spawn_reporting(&workers)).collect();
+        let mut on: Vec<&str> = open.iter().map(|(_, name)| name.as_str()).collect();
+        on.sort_unstable();
         assert_eq!(
-            names,
+            on,
             [
-                Some("pforte-worker-0".to_owned()),
-                Some("pforte-worker-0".to_owned()),
-                Some("pforte-worker-1".to_owned()),
-                Some("pforte-worker-1".to_owned()),
+                "pforte-worker-0",
+                "pforte-worker-0",
+                "pforte-worker-1",
+                "pforte-worker-1"
             ]
         );
         assert_eq!(workers.open_counts(), [2, 2]);
-        drop(release_tx);
-        // Ending the connections (dropping their release senders) frees the workers.
-        while let Ok(tx) = release_rx.try_recv() {
-            drop(tx);
-        }
+
+        // Both connections of worker 1 end: the next two go there, although taking turns
+        // would give one of them to worker 0.
+        open.retain(|(_, name)| name != "pforte-worker-1");
+        wait_for_counts(&workers, [2, 0]);
+        let (_a, first) = spawn_reporting(&workers);
+        let (_b, second) = spawn_reporting(&workers);
+        assert_eq!([first.as_str(), second.as_str()], ["pforte-worker-1"; 2]);
+        assert_eq!(workers.open_counts(), [2, 2]);
+
+        // However a connection's task ends, it stops counting.
+        drop(open);
+        wait_for_counts(&workers, [0, 2]);
+    }
+
+    fn wait_for_counts(workers: &Workers, expected: [usize; 2]) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while workers.open_counts() != [0, 0] {
+        while workers.open_counts() != expected {
             assert!(
                 std::time::Instant::now() < deadline,
-                "connections never ended"
+                "open connections stayed {:?}, expected {expected:?}",
+                workers.open_counts()
             );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     #[test]
-    fn dropping_the_workers_ends_their_threads_and_tasks() {
+    fn dropping_the_workers_drops_the_connections_still_on_them() {
         let workers = Workers::start(1).unwrap();
         let (ended_tx, ended_rx) = std::sync::mpsc::channel::<()>();
         struct SignalOnDrop(std::sync::mpsc::Sender<()>);
