@@ -63,16 +63,55 @@ fn aad(realm: &str, kid: &str) -> Vec<u8> {
     format!("pforte-signing-key:{realm}:{kid}").into_bytes()
 }
 
-fn new_stored_key(
+/// Where new signing keys are made. Generating a key is the one slow step of loading a
+/// realm's keys (tens of milliseconds of CPU for RSA); the server passes a generator that
+/// runs it off the threads that serve requests.
+pub trait KeyGenerator: Sync {
+    fn generate(&self, alg: Alg) -> impl Future<Output = Result<SigningKey, KeyError>> + Send;
+}
+
+/// Generates on the calling thread: for the CLI and tests, where nothing else waits.
+pub struct InPlace;
+
+impl KeyGenerator for InPlace {
+    fn generate(&self, alg: Alg) -> impl Future<Output = Result<SigningKey, KeyError>> + Send {
+        std::future::ready(generate_key(alg))
+    }
+}
+
+/// A new key pair, synchronously.
+pub fn generate_key(alg: Alg) -> Result<SigningKey, KeyError> {
+    SigningKey::generate(alg).map_err(|e| KeyError::Generate {
+        alg,
+        reason: e.to_string(),
+    })
+}
+
+async fn new_stored_key(
     realm: &Realm,
     master: &MasterKey,
     now: Timestamp,
+    generator: &impl KeyGenerator,
 ) -> Result<StoredKey, KeyError> {
     let alg = realm.signature_alg;
-    let key = SigningKey::generate(alg).map_err(|e| KeyError::Generate {
-        alg,
-        reason: e.to_string(),
-    })?;
+    let key = generator.generate(alg).await?;
+    if key.alg() != alg {
+        return Err(KeyError::Generate {
+            alg,
+            reason: format!("the generator made a {} key", key.alg()),
+        });
+    }
+    seal_new_key(realm, master, key, now)
+}
+
+/// The stored form of a newly made key: its private half sealed with the master key.
+fn seal_new_key(
+    realm: &Realm,
+    master: &MasterKey,
+    key: SigningKey,
+    now: Timestamp,
+) -> Result<StoredKey, KeyError> {
+    let alg = key.alg();
     let kid = key.kid().to_owned();
     let sealed_private = master
         .seal(&key.to_pkcs8(), &aad(&realm.name, &kid))
@@ -106,6 +145,18 @@ pub async fn load_or_create<S: Store>(
     master: &MasterKey,
     now: Timestamp,
 ) -> Result<RealmKeys, KeyError> {
+    load_or_create_with(store, realm, retention, master, now, &InPlace).await
+}
+
+/// [`load_or_create`], with new keys made by `generator`.
+pub async fn load_or_create_with<S: Store>(
+    store: &S,
+    realm: &Realm,
+    retention: i64,
+    master: &MasterKey,
+    now: Timestamp,
+    generator: &impl KeyGenerator,
+) -> Result<RealmKeys, KeyError> {
     let mut stored = store.list_keys(&realm.name).await?;
     let active_alg = stored
         .iter()
@@ -113,7 +164,7 @@ pub async fn load_or_create<S: Store>(
         .map(|k| k.alg);
     match active_alg {
         None => {
-            let key = new_stored_key(realm, master, now)?;
+            let key = new_stored_key(realm, master, now, generator).await?;
             // Another node may have won the race; either way one active key exists now.
             store.insert_first_key(&key).await?;
             stored = store.list_keys(&realm.name).await?;
@@ -124,7 +175,7 @@ pub async fn load_or_create<S: Store>(
             // open it, and retire the key they all can.
             realm_keys(&realm.name, &stored, retention, master, now)?;
             match store
-                .rotate_key(&new_stored_key(realm, master, now)?, now)
+                .rotate_key(&new_stored_key(realm, master, now, generator).await?, now)
                 .await
             {
                 // Another node rotated at the same moment (its new key is the one active
@@ -152,7 +203,7 @@ pub async fn rotate<S: Store>(
     if stored.iter().any(|k| k.retired_at.is_none()) {
         realm_keys(&realm.name, &stored, retention, master, now)?;
     }
-    let key = new_stored_key(realm, master, now)?;
+    let key = new_stored_key(realm, master, now, &InPlace).await?;
     store.rotate_key(&key, now).await?;
     store
         .delete_retired_keys(&realm.name, now - retention)
@@ -225,7 +276,8 @@ mod tests {
         created: Timestamp,
         retired: Option<Timestamp>,
     ) -> StoredKey {
-        let mut k = new_stored_key(realm, master, created).unwrap();
+        let key = generate_key(realm.signature_alg).unwrap();
+        let mut k = seal_new_key(realm, master, key, created).unwrap();
         k.retired_at = retired;
         k
     }

@@ -12,10 +12,27 @@ use std::time::{Duration, Instant};
 use pforte_core::keys::{self, KeyError, RealmKeys};
 use pforte_core::model::Realm;
 use pforte_core::{Store, Timestamp};
+use pforte_jose::Alg;
 use pforte_jose::seal::MasterKey;
 use pforte_store::AnyStore;
 
 use crate::state::Clock;
+
+/// Makes a realm's new key on tokio's blocking threads: keys are made in the request that
+/// first needs them, and an RSA key would otherwise hold every connection of that request's
+/// worker for tens of milliseconds.
+struct OffWorker;
+
+impl keys::KeyGenerator for OffWorker {
+    async fn generate(&self, alg: Alg) -> Result<pforte_jose::SigningKey, KeyError> {
+        tokio::task::spawn_blocking(move || keys::generate_key(alg))
+            .await
+            .map_err(|e| KeyError::Generate {
+                alg,
+                reason: format!("the thread generating it failed: {e}"),
+            })?
+    }
+}
 
 const TTL: i64 = 10;
 /// Unknown kids re-read the keys at most this often per realm.
@@ -103,12 +120,13 @@ impl KeyCache {
         let clients = self.inner.store.list_clients(&realm.name).await?;
         let retention = keys::key_retention(realm, &clients);
         let loaded = Arc::new(
-            keys::load_or_create(
+            keys::load_or_create_with(
                 &*self.inner.store,
                 realm,
                 retention,
                 &self.inner.master,
                 now,
+                &OffWorker,
             )
             .await?,
         );

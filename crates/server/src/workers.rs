@@ -12,9 +12,7 @@
 //!
 //! The price is that a busy connection cannot move to an idle core. New connections go to
 //! the worker with the fewest open ones, and every handler is short: the slow work (password
-//! hashing, SQLite) already runs on threads of its own. (The one exception: generating a
-//! realm's first key, or a new one after its algorithm changed, happens in the request that
-//! first needs it; an RSA key holds that worker's connections for tens of milliseconds, once.)
+//! hashing, SQLite, generating a realm's key) runs on threads of its own.
 //!
 //! Only the client's socket is pinned this way. PostgreSQL connections belong to the pool,
 //! are opened on whichever runtime first needs one, and are used from all of them.

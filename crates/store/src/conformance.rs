@@ -74,6 +74,10 @@ pub async fn run_all<S: Store>(store: Arc<S>) -> CheckResult {
             import_conflict_writes_nothing(s).await,
         ),
         ("signing_keys", signing_keys(s).await),
+        (
+            "keys_from_the_given_generator",
+            keys_from_the_given_generator(s).await,
+        ),
         ("sessions", sessions(s).await),
         (
             "delete_session_revokes_grants",
@@ -788,6 +792,88 @@ pub async fn concurrent_algorithm_change<S: Store>(store: Arc<S>) -> CheckResult
     let active: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
     ensure_eq!(active.len(), 1, "active keys");
     ensure_eq!(active[0].alg, Alg::EdDSA, "active key's algorithm");
+    Ok(())
+}
+
+/// A key generator that counts its calls; `wrong_alg` makes it a broken one that makes keys
+/// of another algorithm than asked.
+struct CountingGenerator {
+    calls: AtomicU64,
+    wrong_alg: Option<Alg>,
+}
+
+impl pforte_core::keys::KeyGenerator for CountingGenerator {
+    fn generate(
+        &self,
+        alg: Alg,
+    ) -> impl Future<Output = Result<pforte_jose::SigningKey, pforte_core::keys::KeyError>> + Send
+    {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(pforte_core::keys::generate_key(
+            self.wrong_alg.unwrap_or(alg),
+        ))
+    }
+}
+
+/// New keys come from the generator the caller passes (the server makes them off its
+/// request threads), only when the realm needs one, and only of the realm's algorithm.
+pub async fn keys_from_the_given_generator<S: Store>(store: &S) -> CheckResult {
+    use pforte_core::keys::load_or_create_with;
+    let mut realm = Realm::new(&unique("realm"));
+    let master = pforte_jose::seal::MasterKey::generate().map_err(|e| e.to_string())?;
+    let generator = CountingGenerator {
+        calls: AtomicU64::new(0),
+        wrong_alg: None,
+    };
+    let first = load_or_create_with(store, &realm, 600, &master, NOW, &generator)
+        .await
+        .map_err(|e| format!("first key: {e}"))?;
+    ensure_eq!(
+        generator.calls.load(Ordering::SeqCst),
+        1,
+        "keys made for a new realm"
+    );
+    let again = load_or_create_with(store, &realm, 600, &master, NOW, &generator)
+        .await
+        .map_err(|e| format!("reload: {e}"))?;
+    ensure_eq!(
+        generator.calls.load(Ordering::SeqCst),
+        1,
+        "keys made on a reload"
+    );
+    ensure_eq!(
+        again.active.kid(),
+        first.active.kid(),
+        "active key after a reload"
+    );
+    realm.signature_alg = Alg::EdDSA;
+    let changed = load_or_create_with(store, &realm, 600, &master, NOW, &generator)
+        .await
+        .map_err(|e| format!("algorithm change: {e}"))?;
+    ensure_eq!(
+        generator.calls.load(Ordering::SeqCst),
+        2,
+        "keys made for a new algorithm"
+    );
+    ensure_eq!(changed.active.alg(), Alg::EdDSA, "active key's algorithm");
+
+    let broken = CountingGenerator {
+        calls: AtomicU64::new(0),
+        wrong_alg: Some(Alg::ES256),
+    };
+    realm.signature_alg = Alg::RS256;
+    let refused = load_or_create_with(store, &realm, 600, &master, NOW, &broken).await;
+    ensure!(
+        refused.is_err(),
+        "a key of the wrong algorithm was accepted: {:?}",
+        refused.map(|k| k.active.alg())
+    );
+    let keys = store.list_keys(&realm.name).await.ctx("list_keys")?;
+    let active: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
+    ensure!(
+        active.len() == 1 && active[0].alg == Alg::EdDSA,
+        "a refused key was stored: {active:?}"
+    );
     Ok(())
 }
 
