@@ -815,46 +815,41 @@ impl pforte_core::keys::KeyGenerator for CountingGenerator {
     }
 }
 
+/// Loads the realm's keys with `generator`; also says how many keys it has made so far.
+async fn load_counting<S: Store>(
+    store: &S,
+    realm: &Realm,
+    master: &pforte_jose::seal::MasterKey,
+    generator: &CountingGenerator,
+    what: &str,
+) -> Result<(pforte_core::keys::RealmKeys, u64), String> {
+    let keys = pforte_core::keys::load_or_create_with(store, realm, 600, master, NOW, generator)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    Ok((keys, generator.calls.load(Ordering::SeqCst)))
+}
+
 /// New keys come from the generator the caller passes (the server makes them off its
 /// request threads), only when the realm needs one, and only of the realm's algorithm.
 pub async fn keys_from_the_given_generator<S: Store>(store: &S) -> CheckResult {
-    use pforte_core::keys::load_or_create_with;
     let mut realm = Realm::new(&unique("realm"));
     let master = pforte_jose::seal::MasterKey::generate().map_err(|e| e.to_string())?;
     let generator = CountingGenerator {
         calls: AtomicU64::new(0),
         wrong_alg: None,
     };
-    let first = load_or_create_with(store, &realm, 600, &master, NOW, &generator)
-        .await
-        .map_err(|e| format!("first key: {e}"))?;
-    ensure_eq!(
-        generator.calls.load(Ordering::SeqCst),
-        1,
-        "keys made for a new realm"
-    );
-    let again = load_or_create_with(store, &realm, 600, &master, NOW, &generator)
-        .await
-        .map_err(|e| format!("reload: {e}"))?;
-    ensure_eq!(
-        generator.calls.load(Ordering::SeqCst),
-        1,
-        "keys made on a reload"
-    );
+    let (first, made) = load_counting(store, &realm, &master, &generator, "first key").await?;
+    ensure_eq!(made, 1, "keys made for a new realm");
+    let (again, made) = load_counting(store, &realm, &master, &generator, "reload").await?;
+    ensure_eq!(made, 1, "keys made on a reload");
     ensure_eq!(
         again.active.kid(),
         first.active.kid(),
         "active key after a reload"
     );
     realm.signature_alg = Alg::EdDSA;
-    let changed = load_or_create_with(store, &realm, 600, &master, NOW, &generator)
-        .await
-        .map_err(|e| format!("algorithm change: {e}"))?;
-    ensure_eq!(
-        generator.calls.load(Ordering::SeqCst),
-        2,
-        "keys made for a new algorithm"
-    );
+    let (changed, made) = load_counting(store, &realm, &master, &generator, "new alg").await?;
+    ensure_eq!(made, 2, "keys made for a new algorithm");
     ensure_eq!(changed.active.alg(), Alg::EdDSA, "active key's algorithm");
 
     let broken = CountingGenerator {
@@ -862,11 +857,11 @@ pub async fn keys_from_the_given_generator<S: Store>(store: &S) -> CheckResult {
         wrong_alg: Some(Alg::ES256),
     };
     realm.signature_alg = Alg::RS256;
-    let refused = load_or_create_with(store, &realm, 600, &master, NOW, &broken).await;
+    let refused = load_counting(store, &realm, &master, &broken, "broken generator").await;
     ensure!(
         refused.is_err(),
         "a key of the wrong algorithm was accepted: {:?}",
-        refused.map(|k| k.active.alg())
+        refused.map(|(k, _)| k.active.alg())
     );
     let keys = store.list_keys(&realm.name).await.ctx("list_keys")?;
     let active: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
