@@ -8,7 +8,8 @@
 //! inter-processor interrupts and context switches that are worth more than the request on
 //! a small machine. A connection that stays on one thread, with its socket registered in
 //! that thread's own event loop, pays none of that. In alternating A/B runs on the 2-core
-//! benchmark machine: client_credentials +1-5% requests/s, refresh +6-17%.
+//! benchmark machine: client_credentials -1% to +12% requests/s (7 pairs, about +3% on
+//! average), refresh +6% to +17% (3 pairs).
 //!
 //! The price is that a busy connection cannot move to an idle core. New connections go to
 //! the worker with the fewest open ones, and every handler is short: the slow work (password
