@@ -129,10 +129,7 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     let started = Instant::now();
     init_logging(&config);
     let store = Arc::new(connect(&config).await?);
-    let master = master_key::load(
-        &config.master_key,
-        config.database_url.starts_with("postgres"),
-    )?;
+    let master = load_master_key(&config, &store)?;
     match seed {
         Seed::Files(paths) => import_files(&store, paths).await?,
         Seed::Example => {
@@ -273,14 +270,24 @@ pub async fn import_only(config: Config, paths: &[PathBuf]) -> Result<()> {
     import_files(&store, paths).await
 }
 
+/// The master key. A generated one is refused on PostgreSQL, whose database several nodes
+/// may share (the store, not the URL, says which backend it is).
+fn load_master_key(config: &Config, store: &AnyStore) -> Result<pforte_jose::seal::MasterKey> {
+    master_key::load(&config.master_key, store.backend() == "postgres")
+}
+
+fn unknown_realm(name: &str) -> anyhow::Error {
+    anyhow!(
+        "realm {name} does not exist\n  fix: check the name (realm names are case-sensitive), or import the realm first: pforte import realm.json"
+    )
+}
+
 pub async fn export(config: Config, realm: &str) -> Result<()> {
     init_logging(&config);
     let store = connect(&config).await?;
     let rep = import::export(&store, realm)
         .await?
-        .ok_or_else(|| {
-            anyhow!("realm {realm} does not exist\n  fix: check the name (realm names are case-sensitive), or import the realm first: pforte import realm.json")
-        })?;
+        .ok_or_else(|| unknown_realm(realm))?;
     println!("{}", serde_json::to_string_pretty(&rep)?);
     Ok(())
 }
@@ -288,16 +295,11 @@ pub async fn export(config: Config, realm: &str) -> Result<()> {
 pub async fn rotate_keys(config: Config, realm_name: &str) -> Result<()> {
     init_logging(&config);
     let store = connect(&config).await?;
-    let master = master_key::load(
-        &config.master_key,
-        config.database_url.starts_with("postgres"),
-    )?;
+    let master = load_master_key(&config, &store)?;
     let realm = store
         .get_realm(realm_name)
         .await?
-        .ok_or_else(|| {
-            anyhow!("realm {realm_name} does not exist\n  fix: check the name (realm names are case-sensitive), or import the realm first: pforte import realm.json")
-        })?;
+        .ok_or_else(|| unknown_realm(realm_name))?;
     let clients = store.list_clients(realm_name).await?;
     let retention = pforte_core::keys::key_retention(&realm, &clients);
     // Make sure there is a key to retire, so a rotation on a fresh database is meaningful.

@@ -88,8 +88,10 @@ impl KeyCache {
         token: &str,
     ) -> Result<Arc<RealmKeys>, KeyError> {
         let keys = self.get(realm).await?;
-        let Some(kid) = pforte_jose::decode_unverified_header(token)
-            .ok()
+        // A token too long to be verified at all names no key worth a reload.
+        let Some(kid) = Some(token)
+            .filter(|t| t.len() <= pforte_jose::MAX_TOKEN_LEN)
+            .and_then(|t| pforte_jose::decode_unverified_header(t).ok())
             .and_then(|h| h.kid)
         else {
             return Ok(keys);

@@ -90,10 +90,6 @@ impl Workers {
         Workers::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
-    pub fn count(&self) -> usize {
-        self.inner.workers.len()
-    }
-
     /// Runs the future a connection's task is made of on the worker with the fewest open
     /// connections. `make` runs on that worker, so the socket it registers belongs to that
     /// worker's event loop.

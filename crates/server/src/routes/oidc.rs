@@ -42,9 +42,7 @@ impl RealmContext {
         state: &AppState,
         token: Option<&str>,
     ) -> Result<Self, ApiError> {
-        if let Some(token) =
-            token.filter(|t| !t.is_empty() && t.len() <= pforte_jose::MAX_TOKEN_LEN)
-        {
+        if let Some(token) = token.filter(|t| !t.is_empty()) {
             self.keys = state.keys.get_for_token(&self.realm, token).await?;
         }
         Ok(self)
