@@ -7,10 +7,12 @@ const lines = readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).
 const env = process.env;
 const targets = (env.BENCH_TARGETS ?? 'pforte oidc-provider keycloak').split(/\s+/).filter(Boolean);
 const PFORTE = 'pforte';
-// The peer the issue's goals are stated against, issuing the same kind of access tokens as
-// pforte (JWTs); its opaque-token configuration and Keycloak (what pforte replaces) are
-// measured beside it for information.
+// The peer the issue's goals are stated against: oidc-provider doing pforte's job (JWT access
+// tokens, its state in a SQLite file). Its in-memory configurations and Keycloak (what pforte
+// replaces) are measured beside it for information.
 const PEER = 'oidc-provider';
+const MEMORY = 'oidc-provider-memory';
+const OPAQUE = 'oidc-provider-opaque';
 const KEYCLOAK = 'keycloak';
 const peers = targets.filter((t) => t !== PFORTE);
 
@@ -138,20 +140,25 @@ if (targets.includes(PFORTE)) {
   for (const [name, value, ok, show] of goals) {
     p(value === undefined ? `| ${name} | not measured | — |` : `| ${name} | ${show(value)} | ${ok(value) ? 'yes' : 'no'} |`);
   }
-  // The same ratios against the peer's default configuration, for information.
-  const OPAQUE = 'oidc-provider-opaque';
-  if (targets.includes(OPAQUE)) {
+  // The same ratios against the peer's in-memory configurations, for information.
+  const informational = [
+    [MEMORY, 'oidc-provider in memory (information)'],
+    [OPAQUE, 'oidc-provider in memory with opaque access tokens, as shipped (information)'],
+  ];
+  for (const [t, label] of informational.filter(([x]) => targets.includes(x))) {
     for (const s of ['refresh', 'client-credentials']) {
-      const v = rps(s, PFORTE) && rps(s, OPAQUE) ? rps(s, PFORTE) / rps(s, OPAQUE) : undefined;
-      p(`| ${s === 'refresh' ? 'refresh' : 'client_credentials'} vs. oidc-provider with opaque access tokens (information) `
+      const v = rps(s, PFORTE) && rps(s, t) ? rps(s, PFORTE) / rps(s, t) : undefined;
+      p(`| ${s === 'refresh' ? 'refresh' : 'client_credentials'} vs. ${label} `
         + `| ${v === undefined ? 'not measured' : `${fmt(v, 1)}×`} | not a goal |`);
     }
   }
   p();
   if (targets.includes(PEER)) {
-    p('"The peer" is oidc-provider issuing JWT access tokens, the same kind of token pforte issues '
-      + `(see "${setUpTitle}"). Results before 2026-11-29 were measured against its default opaque `
-      + 'tokens, which cost it less per token request.');
+    p('"The peer" is oidc-provider doing what pforte does: it issues JWT access tokens and keeps '
+      + `its state in a SQLite file (see "${setUpTitle}"). Earlier reports measured it with its `
+      + 'development-only in-memory store: with its default opaque access tokens up to the run at '
+      + 'pforte c596f9e, with JWT access tokens in the run at d14f09a. Both configurations are '
+      + `still measured, as ${MEMORY} and ${OPAQUE}.`);
     p();
   }
 }
@@ -257,20 +264,29 @@ p('- **pforte**: `target/release/pforte serve --import bench/realm.json`, a fres
 if (targets.includes(PEER)) p('- **oidc-provider** (the peer of the goals): [`oidc-provider`](https://www.npmjs.com/package/oidc-provider) from npm, '
   + '`bench/peer/server.mjs`: the same client ids, secret, redirect URI and user; ES256; refresh '
   + 'tokens always issued and rotated on every use; no consent page for the first-party client; '
-  + 'no request logging. It keeps all state in its default in-memory adapter (an LRU of 1000 '
-  + 'entries, no database, nothing survives a restart) - which favours the peer - and runs as one '
-  + 'Node.js process (JavaScript on one core; the in-memory state cannot be shared between '
-  + 'processes). Its built-in development login page accepts any login and does not check the '
-  + 'password; pforte checks it. Its access tokens are RFC 9068 JWTs signed with ES256, as '
-  + 'pforte\'s and Keycloak\'s are (`ACCESS_TOKEN_FORMAT=jwt`: oidc-provider issues them for a '
-  + 'resource server, here a default resource every token request gets).');
-if (targets.includes('oidc-provider-opaque')) {
-  p('- **oidc-provider-opaque** (for information): the same server with its default opaque access '
-    + 'tokens (`ACCESS_TOKEN_FORMAT=opaque`): random strings kept in its memory, which a resource '
-    + 'server has to send back to it for introspection. It signs nothing for client_credentials '
-    + 'and one token (the ID token) per refresh, so each token request costs it less than '
-    + 'issuing a JWT, and every API call that checks the token costs it an introspection '
-    + 'request, which is not measured here.');
+  + 'no request logging; one Node.js process (its JavaScript runs on one core). Its access tokens '
+  + 'are RFC 9068 JWTs signed with ES256, as pforte\'s and Keycloak\'s are '
+  + '(`ACCESS_TOKEN_FORMAT=jwt`: oidc-provider issues them for a resource server, here a default '
+  + 'resource every token request gets). Its state (sessions, grants, codes, refresh tokens) is '
+  + 'in a fresh SQLite file with the same settings as pforte\'s (WAL journal, '
+  + '`synchronous=NORMAL`, each write committed before the answer), through '
+  + '`bench/peer/sqlite_adapter.mjs` on Node\'s built-in `node:sqlite`: oidc-provider ships only '
+  + 'a development store and requires an adapter for any deployment. Its built-in development '
+  + 'login page accepts any login and does not check the password; pforte checks it.');
+if (targets.includes(MEMORY)) {
+  p('- **oidc-provider-memory** (for information): the same server with the in-memory store '
+    + 'oidc-provider ships for development (`STORAGE=memory`: an LRU of about 1000 entries in '
+    + 'the process, which forgets the least recently used ones, live sessions and refresh tokens '
+    + 'included; nothing survives a restart or is shared with a second process). It does less work '
+    + 'per request than pforte, which writes every refresh to its database.');
+}
+if (targets.includes(OPAQUE)) {
+  p('- **oidc-provider-opaque** (for information): oidc-provider as the package ships it: the '
+    + 'in-memory store and opaque access tokens (`ACCESS_TOKEN_FORMAT=opaque STORAGE=memory`): '
+    + 'random strings kept in its memory, which a resource server has to send back to it for '
+    + 'introspection. It signs nothing for client_credentials and one token (the ID token) per '
+    + 'refresh, so each token request costs it less than issuing a JWT, and every API call that '
+    + 'checks the token costs it an introspection request, which is not measured here.');
 }
 if (targets.includes(KEYCLOAK)) {
   p('- **keycloak**: the `org.keycloak:keycloak-quarkus-dist` distribution from Maven '

@@ -6,12 +6,12 @@
 # Builds pforte and the load generator (release), installs the peers when missing
 # (oidc-provider from npm into bench/node_modules; Keycloak's distribution, a Maven artifact,
 # into bench/.keycloak), starts pforte (fresh SQLite database in a temp dir) on 127.0.0.1:18080,
-# oidc-provider on 127.0.0.1:18090 (JWT access tokens, like pforte's) and 127.0.0.1:18091 (its
-# default opaque access tokens) and Keycloak on 127.0.0.1:18100, runs every scenario against
-# each with the same concurrency and duration, stops them, and writes BENCHMARKS.md at the
-# repo root. oidc-provider issuing the same kind of tokens as pforte is the peer the issue's
-# goals are stated against; its opaque-token configuration and Keycloak (what pforte replaces)
-# are measured beside it for information.
+# oidc-provider in three configurations and Keycloak on 127.0.0.1:18100, runs every scenario
+# against each with the same concurrency and duration, stops them, and writes BENCHMARKS.md at
+# the repo root. The peer the issue's goals are stated against is oidc-provider doing pforte's
+# job: JWT access tokens and its state in a SQLite file (127.0.0.1:18090). For information, it
+# also runs with its development-only in-memory store (18092) and, as the package ships it,
+# in memory with opaque access tokens (18091); Keycloak is what pforte replaces.
 #
 # The available CPU of a small shared VM drifts (by ±30% within minutes), so one run per target
 # gives unreliable ratios: the scenarios run in ROUNDS rounds, and within a round each scenario
@@ -20,17 +20,18 @@
 # requests/s of every round.
 #
 # Environment (all optional):
-#   TARGETS="pforte oidc-provider oidc-provider-opaque keycloak"
+#   TARGETS="pforte oidc-provider oidc-provider-memory oidc-provider-opaque keycloak"
 #                                     which servers to measure (e.g. TARGETS=pforte)
 #   SCENARIOS="client-credentials refresh code-flow discovery"   (discovery: a plain GET of
 #                                     the discovery document — the ceiling of HTTP requests
 #                                     on this machine with this load generator, not a goal)
 #   CONCURRENCY=32  DURATION=10  WARMUP=2    workers, measured seconds, warm-up seconds
-#   ROUNDS=3                          rounds of all scenarios (the report takes the median)
+#   ROUNDS=5                          rounds of all scenarios (the report takes the median)
 #   LOADGEN_THREADS=1                 threads of the load generator (it shares the machine)
 #   LOADGEN_ARGS=""                   more flags for every loadgen call (see loadgen --help)
 #   BENCH_OUT=BENCHMARKS.md           where to write the report
-#   PFORTE_PORT=18080  PEER_PORT=18090  PEER_OPAQUE_PORT=18091  KEYCLOAK_PORT=18100
+#   PFORTE_PORT=18080  PEER_PORT=18090  PEER_OPAQUE_PORT=18091  PEER_MEMORY_PORT=18092
+#   KEYCLOAK_PORT=18100
 #   READY_TIMEOUT=60
 #   KEYCLOAK_VERSION=26.7.3           the keycloak-quarkus-dist version (needs Java 21 or newer:
 #                                     JAVA_HOME, else the newest JDK under /usr/lib/jvm; and mvn)
@@ -47,18 +48,19 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-DEFAULT_TARGETS="pforte oidc-provider oidc-provider-opaque keycloak"
+DEFAULT_TARGETS="pforte oidc-provider oidc-provider-memory oidc-provider-opaque keycloak"
 TARGETS=${TARGETS:-$DEFAULT_TARGETS}
 SCENARIOS=${SCENARIOS:-"client-credentials refresh code-flow discovery"}
 CONCURRENCY=${CONCURRENCY:-32}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 BENCH_OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 PFORTE_PORT=${PFORTE_PORT:-18080}
 PEER_PORT=${PEER_PORT:-18090}
 PEER_OPAQUE_PORT=${PEER_OPAQUE_PORT:-18091}
+PEER_MEMORY_PORT=${PEER_MEMORY_PORT:-18092}
 KEYCLOAK_PORT=${KEYCLOAK_PORT:-18100}
 KEYCLOAK_VERSION=${KEYCLOAK_VERSION:-26.7.3}
 KEYCLOAK_JIT_WARMUP=${KEYCLOAK_JIT_WARMUP:-60}
@@ -73,7 +75,7 @@ for v in TARGETS SCENARIOS CONCURRENCY DURATION WARMUP ROUNDS LOADGEN_THREADS LO
     CONCURRENCY) [[ "$CONCURRENCY" == 32 ]] && continue ;;
     DURATION) [[ "$DURATION" == 10 ]] && continue ;;
     WARMUP) [[ "$WARMUP" == 2 ]] && continue ;;
-    ROUNDS) [[ "$ROUNDS" == 3 ]] && continue ;;
+    ROUNDS) [[ "$ROUNDS" == 5 ]] && continue ;;
     LOADGEN_THREADS) [[ "$LOADGEN_THREADS" == 1 ]] && continue ;;
     LOADGEN_ARGS) [[ -z "${LOADGEN_ARGS:-}" ]] && continue ;;
     KEYCLOAK_VERSION) [[ "$KEYCLOAK_VERSION" == 26.7.3 ]] && continue ;;
@@ -86,7 +88,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 for t in $TARGETS; do
-  case "$t" in pforte | oidc-provider | oidc-provider-opaque | keycloak) ;; *) die "unknown target '$t' ($DEFAULT_TARGETS)" ;; esac
+  case "$t" in pforte | oidc-provider | oidc-provider-memory | oidc-provider-opaque | keycloak) ;; *) die "unknown target '$t' ($DEFAULT_TARGETS)" ;; esac
 done
 for s in $SCENARIOS; do
   case "$s" in client-credentials | refresh | code-flow | discovery) ;; *) die "unknown scenario '$s'" ;; esac
@@ -99,7 +101,7 @@ done
 [[ "$KEYCLOAK_VERSION" =~ ^[0-9][0-9A-Za-z.-]*$ ]] || die "KEYCLOAK_VERSION looks wrong: $KEYCLOAK_VERSION"
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
 # The load generator's adapter for a target (how its login page is filled in).
-adapter() { [[ "$1" == oidc-provider-opaque ]] && echo oidc-provider || echo "$1"; }
+adapter() { [[ "$1" == oidc-provider-* ]] && echo oidc-provider || echo "$1"; }
 
 command -v node >/dev/null || die "node is needed (the peer and the report)"
 
@@ -132,7 +134,7 @@ log "building (release): ${packages[*]}"
 cargo build --release "${packages[@]}"
 LOADGEN="$ROOT/target/release/loadgen"
 
-if want oidc-provider || want oidc-provider-opaque; then
+if want oidc-provider || want oidc-provider-memory || want oidc-provider-opaque; then
   command -v npm >/dev/null || die "npm is needed to install the peer"
   if [[ ! -d bench/node_modules/oidc-provider ]] ||
     [[ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]]; then
@@ -288,45 +290,37 @@ if want pforte; then
   fi
 fi
 
-# start_peer TARGET PORT FORMAT: oidc-provider with ACCESS_TOKEN_FORMAT=FORMAT.
+# start_peer TARGET PORT FORMAT STORAGE: oidc-provider with ACCESS_TOKEN_FORMAT=FORMAT and
+# STORAGE=STORAGE (sqlite: a fresh file in this run's temp dir; memory: its development store).
 start_peer() {
-  local target=$1 port=$2 format=$3
+  local target=$1 port=$2 format=$3 storage=$4
   port_in_use "$port" && die "127.0.0.1:$port is already in use"
   peer_version=$(node -p 'require("./bench/node_modules/oidc-provider/package.json").version')
-  log "starting the peer oidc-provider $peer_version ($format access tokens) on 127.0.0.1:$port"
+  log "starting the peer oidc-provider $peer_version ($format access tokens, $storage storage) on 127.0.0.1:$port"
+  mkdir -p "$WORK/$target"
+  # --disable-warning: node:sqlite (the sqlite storage) is marked experimental in Node 22.
   if start_server "$target" "peer listening on" env NODE_ENV=production PORT="$port" \
-    ACCESS_TOKEN_FORMAT="$format" "$PEER_NODE" "$ROOT/bench/peer/server.mjs"; then
+    ACCESS_TOKEN_FORMAT="$format" STORAGE="$storage" PEER_DATA_DIR="$WORK/$target" \
+    "$PEER_NODE" --disable-warning=ExperimentalWarning "$ROOT/bench/peer/server.mjs"; then
     PID[$target]=$SERVER_PID
     ISSUER[$target]="http://127.0.0.1:$port"
     sleep 1
     json kind=process target="$target" ready_ms="$READY_MS" \
       idle_rss_kib="$(rss_kib "$SERVER_PID" VmRSS)" \
-      version="oidc-provider $peer_version (node $("$PEER_NODE" --version)), $format access tokens" >>"$RESULTS"
+      version="oidc-provider $peer_version (node $("$PEER_NODE" --version)), $format access tokens, $storage storage" >>"$RESULTS"
     log "peer ready in ${READY_MS} ms, idle RSS $(rss_kib "$SERVER_PID" VmRSS) KiB"
-    if [[ "$format" == jwt ]]; then
-      # The load generator only checks that there is an access token: make sure this peer
-      # really issues JWTs, or the report would compare pforte with the wrong configuration.
-      "$PEER_NODE" --input-type=module -e '
-        const [url] = process.argv.slice(1);
-        const r = await fetch(url, { method: "POST",
-          headers: { authorization: "Basic " + Buffer.from("bench-cc:bench-secret").toString("base64"),
-            "content-type": "application/x-www-form-urlencoded" },
-          body: "grant_type=client_credentials" });
-        const t = (await r.json()).access_token ?? "";
-        let header = {};
-        try { header = JSON.parse(Buffer.from(t.split(".")[0], "base64url").toString()); } catch {}
-        if (t.split(".").length !== 3 || header.typ !== "at+jwt" || header.alg !== "ES256") {
-          console.error(`not an ES256 at+jwt access token: ${t.slice(0, 40)}`);
-          process.exit(1);
-        }' "http://127.0.0.1:$port/token" ||
-        die "the peer $target does not issue JWT access tokens (bench/peer/server.mjs)"
-    fi
+    # The load generator only checks that there are tokens: make sure this set-up issues the
+    # configured kind of access token and rotates refresh tokens with replay detection, as
+    # pforte does, or the report would compare pforte with a peer doing less.
+    "$PEER_NODE" "$ROOT/bench/peer/check.mjs" "http://127.0.0.1:$port" "$format" ||
+      die "the peer $target failed its check (bench/peer/check.mjs)"
   else
     json kind=process target="$target" error="did not start (see the output above)" >>"$RESULTS"
   fi
 }
-want oidc-provider && start_peer oidc-provider "$PEER_PORT" jwt
-want oidc-provider-opaque && start_peer oidc-provider-opaque "$PEER_OPAQUE_PORT" opaque
+want oidc-provider && start_peer oidc-provider "$PEER_PORT" jwt sqlite
+want oidc-provider-memory && start_peer oidc-provider-memory "$PEER_MEMORY_PORT" jwt memory
+want oidc-provider-opaque && start_peer oidc-provider-opaque "$PEER_OPAQUE_PORT" opaque memory
 
 if want keycloak; then
   if [[ -n "$KEYCLOAK_SKIP" ]]; then

@@ -4,8 +4,11 @@
 //
 //   PORT=18090 node bench/peer/server.mjs      (listens on 127.0.0.1 only)
 //
-// Storage is oidc-provider's default in-memory adapter (an LRU of 1000 entries in this
-// process): it is what the package ships, and it has no database behind it.
+// STORAGE=sqlite (the default) keeps its state (sessions, grants, codes, refresh tokens) in a
+// SQLite file, as pforte does (./sqlite_adapter.mjs, Node's built-in SQLite): the file is
+// PEER_DATA_DIR/oidc.sqlite, or in a temp dir removed on exit. STORAGE=memory uses the
+// in-memory store the package ships for development (an LRU of 1000 entries in this process,
+// lost on restart, not shared between processes), which oidc-provider warns must be replaced.
 //
 // ACCESS_TOKEN_FORMAT=jwt (the default) makes its access tokens what pforte's and Keycloak's
 // are: RFC 9068 JWTs signed with ES256, which a resource server verifies on its own. With
@@ -13,7 +16,10 @@
 // that a resource server has to send back to it for introspection, which costs this server
 // less per token (it signs nothing for client_credentials) and more per API call.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import Provider from 'oidc-provider';
 
@@ -24,7 +30,21 @@ if (!['jwt', 'opaque'].includes(accessTokenFormat)) {
   console.error(`peer: ACCESS_TOKEN_FORMAT must be jwt or opaque, not ${accessTokenFormat}`);
   process.exit(2);
 }
+const storage = process.env.STORAGE ?? 'sqlite';
+if (!['sqlite', 'memory'].includes(storage)) {
+  console.error(`peer: STORAGE must be sqlite or memory, not ${storage}`);
+  process.exit(2);
+}
 const issuer = `http://${host}:${port}`;
+
+let database;
+if (storage === 'sqlite') {
+  // Imported only here: node:sqlite needs Node 22.5 or newer.
+  const { createSqliteAdapter } = await import('./sqlite_adapter.mjs');
+  const given = process.env.PEER_DATA_DIR;
+  const dir = given ?? mkdtempSync(join(tmpdir(), 'pforte-bench-peer-'));
+  database = { dir, owned: !given, ...createSqliteAdapter(join(dir, 'oidc.sqlite')) };
+}
 
 // ES256 signing key, generated at start (pforte's realm default is ES256 too).
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -47,6 +67,7 @@ const USER = {
 };
 
 const configuration = {
+  ...(database ? { adapter: database.Adapter } : {}),
   clients: [
     {
       // bench-cc: confidential, client_credentials only (client_secret_basic).
@@ -140,11 +161,17 @@ provider.on('server_error', (_ctx, err) => {
 
 const server = createServer(provider.callback());
 server.listen(port, host, () => {
-  console.log(`peer listening on ${issuer} (oidc-provider, node ${process.version}, ${accessTokenFormat} access tokens)`);
+  console.log(`peer listening on ${issuer} (oidc-provider, node ${process.version}, ${accessTokenFormat} access tokens, ${storage} storage)`);
 });
 
 function stop() {
   server.close();
+  if (database) {
+    database.close();
+    if (database.owned) {
+      rmSync(database.dir, { recursive: true, force: true });
+    }
+  }
   process.exit(0);
 }
 process.on('SIGTERM', stop);
