@@ -75,6 +75,14 @@ if (env.BENCH_LOADAVG) {
   p(`- Load average when the run started: ${env.BENCH_LOADAVG}${load1 > 0.5
     ? ' — **the machine was busy with other work; treat the numbers with care**' : ''}`);
 }
+const [probeBefore, probeAfter] = (env.BENCH_CPU_PROBE ?? '').split(' ').map(Number);
+if (probeBefore > 0 || probeAfter > 0) {
+  // The VM's CPU speed varies between days; this yardstick makes runs comparable.
+  p(`- CPU speed probe (\`openssl speed ecdsap256\`, ES256 signatures/s on one core): `
+    + `${probeBefore > 0 ? fmt(probeBefore) : '—'} before the run, ${probeAfter > 0 ? fmt(probeAfter) : '—'} after it. `
+    + 'On this VM it moves by 20% and more within minutes, and pforte\'s token requests (one or two '
+    + 'signatures each) move with it: it tells how fast the machine was during this run.');
+}
 p();
 p('## Command');
 p();

@@ -214,6 +214,15 @@ RESULTS="$WORK/results.jsonl"
 # Other work on the machine skews everything: record the load average before starting.
 LOADAVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 log "load average before the run: $LOADAVG_BEFORE"
+# cpu_probe: ES256 signatures per second on one core (`openssl speed`), a yardstick of how
+# fast this VM's CPU is right now. It moves by 20% and more within minutes; with it, runs made
+# at different times can be compared. Nothing when openssl is missing.
+cpu_probe() {
+  command -v openssl >/dev/null || return 0
+  openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/nistp256/ { v = int($(NF - 1)) } END { if (v) print v }'
+}
+CPU_PROBE_BEFORE=$(cpu_probe)
+log "CPU probe before the run: ${CPU_PROBE_BEFORE:-n/a} ES256 signatures/s (openssl speed ecdsap256)"
 
 usec() { local t=${1//[.,]/}; echo $((10#$t)); }
 stamp() { local line; while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done; }
@@ -431,6 +440,9 @@ done
 for target in $TARGETS; do
   [[ -n "${PID[$target]:-}" ]] && kill "${PID[$target]}" 2>/dev/null || true
 done
+sleep 1
+CPU_PROBE_AFTER=$(cpu_probe)
+log "CPU probe after the run: ${CPU_PROBE_AFTER:-n/a} ES256 signatures/s"
 
 # pforte once more, on the database it just filled and without --import: what a restart of a
 # running installation costs (keys exist, nothing to hash).
@@ -453,7 +465,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 BENCH_COMMAND="$COMMAND_LINE" BENCH_CONCURRENCY="$CONCURRENCY" BENCH_DURATION="$DURATION" \
-  BENCH_WARMUP="$WARMUP" BENCH_ROUNDS="$ROUNDS" BENCH_KEYCLOAK_JIT_WARMUP="$KEYCLOAK_JIT_WARMUP" BENCH_LOADAVG="$LOADAVG_BEFORE" BENCH_LOADGEN_THREADS="$LOADGEN_THREADS" BENCH_TARGETS="$TARGETS" \
+  BENCH_WARMUP="$WARMUP" BENCH_ROUNDS="$ROUNDS" BENCH_KEYCLOAK_JIT_WARMUP="$KEYCLOAK_JIT_WARMUP" BENCH_LOADAVG="$LOADAVG_BEFORE" BENCH_CPU_PROBE="${CPU_PROBE_BEFORE:-} ${CPU_PROBE_AFTER:-}" BENCH_LOADGEN_THREADS="$LOADGEN_THREADS" BENCH_TARGETS="$TARGETS" \
   BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates 2>/dev/null || echo '+dirty')" \
   node "$ROOT/bench/report.mjs" "$RESULTS" >"$BENCH_OUT.tmp"
 mv "$BENCH_OUT.tmp" "$BENCH_OUT"
