@@ -5,7 +5,7 @@ import os from 'node:os';
 
 const lines = readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const env = process.env;
-const targets = (env.BENCH_TARGETS ?? 'pforte oidc-provider keycloak').split(/\s+/).filter(Boolean);
+const targets = (env.BENCH_TARGETS ?? 'pforte oidc-provider oidc-provider-memory oidc-provider-opaque keycloak').split(/\s+/).filter(Boolean);
 const PFORTE = 'pforte';
 // The peer the issue's goals are stated against: oidc-provider doing pforte's job (JWT access
 // tokens, its state in a SQLite file). Its in-memory configurations and Keycloak (what pforte
@@ -259,8 +259,7 @@ p();
 p('Start to ready: from spawning the process to its "listening" line on stdout (pforte: '
   + 'creating the SQLite database, migrations, importing `bench/realm.json` — which hashes the '
   + 'user\'s password with Argon2id —, generating and sealing the realm key). Restart: pforte '
-  + 'again on the database the run filled, without `--import` (oidc-provider keeps nothing to '
-  + 'restart from). RSS from `/proc/<pid>/status` (VmRSS one second after ready, VmHWM at the end).'
+  + 'again on the database the run filled, without `--import` (measured for pforte only). RSS from `/proc/<pid>/status` (VmRSS one second after ready, VmHWM at the end).'
   + (targets.includes(KEYCLOAK) ? ' Keycloak\'s start includes importing the same realm file '
     + '(hashing the password with its default, Argon2) into a fresh database; its server was '
     + 'built beforehand (`kc.sh build`) and starts optimized.' : ''));

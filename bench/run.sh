@@ -40,7 +40,9 @@
 #   KEYCLOAK_READY_TIMEOUT=300        how long Keycloak may take to start
 #
 # A peer that cannot be installed or started (no Java 21, no network) is reported as not
-# started, with the reason; the others are measured. A scenario a target cannot run (e.g. an endpoint that does not exist yet) is reported as
+# started, with the reason; the others are measured. An oidc-provider set-up that starts but
+# fails its check (bench/peer/check.mjs: a different configuration than the report describes)
+# stops the run. A scenario a target cannot run (e.g. an endpoint that does not exist yet) is reported as
 # skipped, with the reason, instead of aborting the run. Everything is on 127.0.0.1, every wait
 # is bounded, and everything started here is stopped on exit.
 set -euo pipefail
@@ -219,7 +221,8 @@ log "load average before the run: $LOADAVG_BEFORE"
 # at different times can be compared. Nothing when openssl is missing.
 cpu_probe() {
   command -v openssl >/dev/null || return 0
-  openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/nistp256/ { v = int($(NF - 1)) } END { if (v) print v }'
+  { openssl speed -seconds 2 ecdsap256 2>/dev/null || true; } |
+    awk '/nistp256/ { v = int($(NF - 1)) } END { if (v) print v }'
 }
 CPU_PROBE_BEFORE=$(cpu_probe)
 log "CPU probe before the run: ${CPU_PROBE_BEFORE:-n/a} ES256 signatures/s (openssl speed ecdsap256)"
@@ -308,7 +311,8 @@ start_peer() {
   log "starting the peer oidc-provider $peer_version ($format access tokens, $storage storage) on 127.0.0.1:$port"
   mkdir -p "$WORK/$target"
   # --disable-warning: node:sqlite (the sqlite storage) is marked experimental in Node 22.
-  if start_server "$target" "peer listening on" env NODE_ENV=production PORT="$port" \
+  # The ready line names the token format and the storage: the set-up is what was asked for.
+  if start_server "$target" "peer listening on .* $format access tokens, $storage storage" env NODE_ENV=production PORT="$port" \
     ACCESS_TOKEN_FORMAT="$format" STORAGE="$storage" PEER_DATA_DIR="$WORK/$target" \
     "$PEER_NODE" --disable-warning=ExperimentalWarning "$ROOT/bench/peer/server.mjs"; then
     PID[$target]=$SERVER_PID
@@ -321,7 +325,7 @@ start_peer() {
     # The load generator only checks that there are tokens: make sure this set-up issues the
     # configured kind of access token and rotates refresh tokens with replay detection, as
     # pforte does, or the report would compare pforte with a peer doing less.
-    "$PEER_NODE" "$ROOT/bench/peer/check.mjs" "http://127.0.0.1:$port" "$format" ||
+    timeout 60 "$PEER_NODE" "$ROOT/bench/peer/check.mjs" "http://127.0.0.1:$port" "$format" ||
       die "the peer $target failed its check (bench/peer/check.mjs)"
   else
     json kind=process target="$target" error="did not start (see the output above)" >>"$RESULTS"
@@ -440,7 +444,11 @@ done
 for target in $TARGETS; do
   [[ -n "${PID[$target]:-}" ]] && kill "${PID[$target]}" 2>/dev/null || true
 done
-sleep 1
+# The probe needs the machine quiet: wait (bounded) until the servers are gone.
+for target in $TARGETS; do
+  pid=${PID[$target]:-}
+  [[ -n "$pid" ]] && for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+done
 CPU_PROBE_AFTER=$(cpu_probe)
 log "CPU probe after the run: ${CPU_PROBE_AFTER:-n/a} ES256 signatures/s"
 

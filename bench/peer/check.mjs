@@ -1,11 +1,12 @@
 // Checks, before it is measured, that a peer set-up does the job pforte does in the
 // benchmark's scenarios, so that the report compares like with like:
 //   node bench/peer/check.mjs ISSUER jwt|opaque
-// - client_credentials answers an access token; with `jwt`, an ES256 `at+jwt` (RFC 9068);
+// - every access token it answers (client_credentials, code exchange, refresh) is of the
+//   given kind: with `jwt`, an ES256 `at+jwt` (RFC 9068); with `opaque`, not a JWT;
 // - a login (code flow with PKCE through the development login page) yields a refresh token;
 // - refreshing rotates it: the answer carries a new refresh token and an ID token;
 // - presenting the rotated-out token again is refused, and then the newest token of that
-//   grant is refused too (the whole family revoked, as pforte does).
+//   grant is refused too (the grant is revoked, as pforte revokes the whole family).
 // Exits 1 with the reason on the first failed check.
 import { createHash, randomBytes } from 'node:crypto';
 
@@ -26,19 +27,25 @@ async function token(fields, headers = {}) {
   return { status: r.status, body: await r.json().catch(() => ({})) };
 }
 
-// client_credentials, and the kind of access token.
-const cc = await token({ grant_type: 'client_credentials' }, {
-  authorization: `Basic ${Buffer.from('bench-cc:bench-secret').toString('base64')}`,
-});
-const at = cc.body.access_token ?? '';
-if (cc.status !== 200 || !at) fail(`client_credentials: ${cc.status} ${JSON.stringify(cc.body)}`);
-if (format === 'jwt') {
+// The kind of an access token the peer answered (`what` names the request).
+function checkKind(what, at) {
+  if (!at) fail(`${what}: no access token`);
+  if (format === 'opaque') {
+    if (at.includes('.')) fail(`${what}: not an opaque access token: ${at.slice(0, 40)}`);
+    return;
+  }
   let header = {};
   try { header = JSON.parse(Buffer.from(at.split('.')[0], 'base64url').toString()); } catch { /* below */ }
   if (at.split('.').length !== 3 || header.typ !== 'at+jwt' || header.alg !== 'ES256') {
-    fail(`not an ES256 at+jwt access token: ${at.slice(0, 40)}`);
+    fail(`${what}: not an ES256 at+jwt access token: ${at.slice(0, 40)}`);
   }
 }
+
+const cc = await token({ grant_type: 'client_credentials' }, {
+  authorization: `Basic ${Buffer.from('bench-cc:bench-secret').toString('base64')}`,
+});
+if (cc.status !== 200) fail(`client_credentials: ${cc.status} ${JSON.stringify(cc.body)}`);
+checkKind('client_credentials', cc.body.access_token);
 
 // A login, with cookies kept by name (one host, loopback HTTP).
 const jar = new Map();
@@ -79,6 +86,7 @@ if (!code) fail('login: no code reached the redirect URI');
 const issued = await token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, client_id: 'bench-app', code_verifier: verifier });
 const first = issued.body.refresh_token;
 if (issued.status !== 200 || !first) fail(`code exchange: ${issued.status} ${JSON.stringify(issued.body)}`);
+checkKind('code exchange', issued.body.access_token);
 
 // Rotation, then replay of the rotated-out token.
 const refresh = (t) => token({ grant_type: 'refresh_token', refresh_token: t, client_id: 'bench-app' });
@@ -87,6 +95,7 @@ const second = rotated.body.refresh_token;
 if (rotated.status !== 200 || !second || second === first || !rotated.body.id_token) {
   fail(`refresh: expected a new refresh token and an ID token: ${rotated.status} ${JSON.stringify(rotated.body).slice(0, 200)}`);
 }
+checkKind('refresh', rotated.body.access_token);
 const replay = await refresh(first);
 if (replay.status !== 400 || replay.body.error !== 'invalid_grant') {
   fail(`a rotated-out refresh token was accepted again: ${replay.status} ${JSON.stringify(replay.body).slice(0, 200)}`);

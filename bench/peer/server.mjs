@@ -43,7 +43,8 @@ if (storage === 'sqlite') {
   const { createSqliteAdapter } = await import('./sqlite_adapter.mjs');
   const given = process.env.PEER_DATA_DIR;
   const dir = given ?? mkdtempSync(join(tmpdir(), 'pforte-bench-peer-'));
-  database = { dir, owned: !given, ...createSqliteAdapter(join(dir, 'oidc.sqlite')) };
+  // 15 s: oidc-provider's default clockTolerance, which it also gives its in-memory store.
+  database = { dir, owned: !given, ...createSqliteAdapter(join(dir, 'oidc.sqlite'), 15) };
 }
 
 // ES256 signing key, generated at start (pforte's realm default is ES256 too).

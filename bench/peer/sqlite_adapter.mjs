@@ -37,8 +37,8 @@ export function createSqliteAdapter(path, clockTolerance = 0) {
       PRIMARY KEY (model, id)
     );
     CREATE INDEX IF NOT EXISTS oidc_grant ON oidc (grant_id);
-    CREATE INDEX IF NOT EXISTS oidc_uid ON oidc (model, uid);
-    CREATE INDEX IF NOT EXISTS oidc_user_code ON oidc (model, user_code);
+    CREATE INDEX IF NOT EXISTS oidc_uid ON oidc (model, uid) WHERE uid IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS oidc_user_code ON oidc (model, user_code) WHERE user_code IS NOT NULL;
   `);
   const statements = {
     upsert: db.prepare(`INSERT INTO oidc (model, id, payload, grant_id, user_code, uid, expires_at, consumed_at)
@@ -47,8 +47,8 @@ export function createSqliteAdapter(path, clockTolerance = 0) {
         user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at,
         consumed_at = NULL`),
     find: db.prepare('SELECT payload, expires_at, consumed_at FROM oidc WHERE model = ? AND id = ?'),
-    findByUid: db.prepare('SELECT payload, expires_at, consumed_at FROM oidc WHERE model = ? AND uid = ?'),
-    findByUserCode: db.prepare('SELECT payload, expires_at, consumed_at FROM oidc WHERE model = ? AND user_code = ?'),
+    findByUid: db.prepare('SELECT payload, expires_at, consumed_at FROM oidc WHERE model = ? AND uid = ? AND uid IS NOT NULL'),
+    findByUserCode: db.prepare('SELECT payload, expires_at, consumed_at FROM oidc WHERE model = ? AND user_code = ? AND user_code IS NOT NULL'),
     consume: db.prepare('UPDATE oidc SET consumed_at = ? WHERE model = ? AND id = ?'),
     destroy: db.prepare('DELETE FROM oidc WHERE model = ? AND id = ?'),
     revoke: db.prepare(`DELETE FROM oidc WHERE grant_id = ? AND model IN (${GRANTABLE.map(() => '?').join(', ')})`),
