@@ -11,6 +11,7 @@ mod keycache;
 mod listen;
 mod pages;
 mod password;
+mod random;
 mod routes;
 mod state;
 mod workers;

@@ -28,21 +28,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// Randomness from the operating system via aws-lc-rs.
-pub struct SystemRng(aws_lc_rs::rand::SystemRandom);
-
-impl Rng for SystemRng {
-    fn fill(&self, dest: &mut [u8]) {
-        use aws_lc_rs::rand::SecureRandom;
-        // SystemRandom only fails when the OS has no entropy source; a zeroed buffer must
-        // never be mistaken for randomness, so we abort the process instead.
-        if self.0.fill(dest).is_err() {
-            tracing::error!("the operating system's random source failed");
-            std::process::abort();
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Public base URL without trailing slash, e.g. `https://id.example.com`.
@@ -135,7 +120,7 @@ fn is_plain_http_loopback(base_url: &str) -> bool {
 }
 
 pub(crate) fn system_rng() -> Arc<dyn Rng> {
-    Arc::new(SystemRng(aws_lc_rs::rand::SystemRandom::new()))
+    Arc::new(crate::random::SystemRng::new())
 }
 
 #[cfg(test)]
