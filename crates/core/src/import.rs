@@ -1,11 +1,12 @@
-//! Applying a realm file: parse, validate, convert against what is stored, write in one
-//! transaction. Nothing of a file is written unless all of it is valid.
+//! Applying a realm file: parse, validate, convert against what is stored (`prepare_import`),
+//! write in one transaction (`apply_import`). Nothing of a file is written unless all of it
+//! is valid; a caller with several files prepares them all before writing any.
 
 use crate::model::Timestamp;
 use crate::representation::{self, ImportError, RealmRepresentation};
 use crate::rng::Rng;
 use crate::secret::PasswordCost;
-use crate::store::{Store, StoreError};
+use crate::store::{RealmImport, Store, StoreError};
 
 /// What a successful import reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,14 +27,28 @@ pub enum ImportFailure {
     },
 }
 
-pub async fn import_realm<S: Store>(
+/// A realm file parsed, validated and converted against what is stored: ready to be
+/// written. Preparing writes nothing, so that several files can all be checked before the
+/// first of them is written.
+#[derive(Debug)]
+pub struct PreparedImport {
+    /// The realm the file defines.
+    pub realm: String,
+    /// Where the file came from (a path), for messages.
+    pub source: String,
+    /// Unknown or unsupported fields, by JSON path.
+    pub warnings: Vec<String>,
+    import: RealmImport,
+}
+
+pub async fn prepare_import<S: Store>(
     store: &S,
     bytes: &[u8],
     source: &str,
     now: Timestamp,
     cost: PasswordCost,
     rng: &dyn Rng,
-) -> Result<ImportOutcome, ImportFailure> {
+) -> Result<PreparedImport, ImportFailure> {
     let store_err = |error| ImportFailure::Store {
         source_name: source.to_owned(),
         error,
@@ -51,11 +66,43 @@ pub async fn import_realm<S: Store>(
         cost,
         rng,
     )?;
-    store.apply_import(&import).await.map_err(store_err)?;
-    Ok(ImportOutcome {
+    Ok(PreparedImport {
         realm: name,
+        source: source.to_owned(),
         warnings: parsed.warnings,
+        import,
     })
+}
+
+/// Writes a prepared file, in one transaction.
+pub async fn apply_import<S: Store>(
+    store: &S,
+    prepared: PreparedImport,
+) -> Result<ImportOutcome, ImportFailure> {
+    store
+        .apply_import(&prepared.import)
+        .await
+        .map_err(|error| ImportFailure::Store {
+            source_name: prepared.source,
+            error,
+        })?;
+    Ok(ImportOutcome {
+        realm: prepared.realm,
+        warnings: prepared.warnings,
+    })
+}
+
+/// Prepares and writes one file: nothing of it is written unless all of it is valid.
+pub async fn import_realm<S: Store>(
+    store: &S,
+    bytes: &[u8],
+    source: &str,
+    now: Timestamp,
+    cost: PasswordCost,
+    rng: &dyn Rng,
+) -> Result<ImportOutcome, ImportFailure> {
+    let prepared = prepare_import(store, bytes, source, now, cost, rng).await?;
+    apply_import(store, prepared).await
 }
 
 /// The stored realm in Keycloak's representation, or `None` when it does not exist.

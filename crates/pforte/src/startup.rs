@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use pforte_core::Store;
-use pforte_core::import::{self, ImportOutcome};
+use pforte_core::import;
 use pforte_core::secret::PasswordCost;
 use pforte_server::{AppState, ServerConfig};
 use pforte_store::AnyStore;
@@ -73,39 +73,84 @@ fn realm_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-async fn import_bytes(store: &AnyStore, bytes: &[u8], source: &str) -> Result<()> {
+/// Says what went wrong with a realm file, how to fix it, and what was written (`written`).
+fn import_error(e: &import::ImportFailure, written: &str) -> anyhow::Error {
+    let fix = match e {
+        import::ImportFailure::Store {
+            error: pforte_core::StoreError::Conflict(_),
+            ..
+        } => {
+            "a user's username or email belongs to another user of the realm in the database; change it in the file or in the database, and import again"
+        }
+        import::ImportFailure::Store { .. } => {
+            "check that the database is reachable (PFORTE_DATABASE_URL) and import again"
+        }
+        import::ImportFailure::Invalid(_) => {
+            "correct the realm file at the path(s) named above and import again"
+        }
+    };
+    anyhow!("{e}\n  fix: {fix}; {written}")
+}
+
+/// Imports realm files (source name, content) all or nothing: every file is parsed,
+/// validated and converted before the first one is written, and no two may define the same
+/// realm (the later one would silently replace the earlier).
+async fn import_all(store: &AnyStore, files: &[(String, Vec<u8>)]) -> Result<()> {
     let rng = pforte_server::system_rng();
-    let outcome: ImportOutcome =
-        import::import_realm(store, bytes, source, now(), PasswordCost::PRODUCTION, &*rng)
-            .await
-            .map_err(|e| match &e {
-                import::ImportFailure::Store {
-                    error: pforte_core::StoreError::Conflict(_),
-                    ..
-                } => anyhow!(
-                    "{e}\n  fix: a user's username or email belongs to another user of the realm in the database; change it in the file or in the database, and import again; nothing of the file was written"
-                ),
-                import::ImportFailure::Store { .. } => anyhow!(
-                    "{e}\n  fix: check that the database is reachable (PFORTE_DATABASE_URL) and import again; nothing of the file was written"
-                ),
-                import::ImportFailure::Invalid(_) => anyhow!(
-                    "{e}\n  fix: correct the realm file at the path(s) named above and import again; nothing of it was written"
-                ),
-            })?;
-    for warning in &outcome.warnings {
-        tracing::warn!("{warning}");
+    let now = now();
+    let nothing = match files.len() {
+        1 => "nothing of the file was written",
+        _ => "nothing of the files was written",
+    };
+    let mut prepared: Vec<import::PreparedImport> = Vec::with_capacity(files.len());
+    for (source, bytes) in files {
+        let file =
+            import::prepare_import(store, bytes, source, now, PasswordCost::PRODUCTION, &*rng)
+                .await
+                .map_err(|e| import_error(&e, nothing))?;
+        if let Some(earlier) = prepared.iter().find(|p| p.realm == file.realm) {
+            bail!(
+                "realm '{}' is defined by both {} and {}\n  fix: import one file per realm; {nothing}",
+                file.realm,
+                earlier.source,
+                file.source
+            );
+        }
+        for warning in &file.warnings {
+            tracing::warn!("{warning}");
+        }
+        prepared.push(file);
     }
-    tracing::info!(realm = %outcome.realm, source, "realm imported");
+    let mut written: Vec<String> = Vec::new();
+    for file in prepared {
+        let source = file.source.clone();
+        let outcome = import::apply_import(store, file).await.map_err(|e| {
+            if written.is_empty() {
+                import_error(&e, nothing)
+            } else {
+                import_error(
+                    &e,
+                    &format!(
+                        "nothing of {source} was written, but the files before it were: {}",
+                        written.join(", ")
+                    ),
+                )
+            }
+        })?;
+        tracing::info!(realm = %outcome.realm, source, "realm imported");
+        written.push(source);
+    }
     Ok(())
 }
 
 async fn import_files(store: &AnyStore, paths: &[PathBuf]) -> Result<()> {
+    let mut files = Vec::new();
     for file in realm_files(paths)? {
         let bytes = std::fs::read(&file)
             .with_context(|| format!("cannot read realm file {}", file.display()))?;
-        import_bytes(store, &bytes, &file.display().to_string()).await?;
+        files.push((file.display().to_string(), bytes));
     }
-    Ok(())
+    import_all(store, &files).await
 }
 
 /// What a starting server imports before it listens.
@@ -133,7 +178,11 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     match seed {
         Seed::Files(paths) => import_files(&store, paths).await?,
         Seed::Example => {
-            import_bytes(&store, EXAMPLE_REALM.as_bytes(), "examples/realm.json").await?
+            let example = (
+                "examples/realm.json".to_owned(),
+                EXAMPLE_REALM.as_bytes().to_vec(),
+            );
+            import_all(&store, &[example]).await?
         }
     }
     let listener = tokio::net::TcpListener::bind(config.listen)

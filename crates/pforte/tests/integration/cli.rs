@@ -172,6 +172,59 @@ fn bad_realm_json_names_file_and_path_and_writes_nothing() {
     assert!(err.contains("clients[0]"), "{err}");
 }
 
+/// Several files in one import are all or nothing: a bad file, or two files for one realm,
+/// and none of them is written, not even those before it in name order.
+#[test]
+fn folder_import_is_all_or_nothing() {
+    let dir = temp_path("folder");
+    let db_url = format!("sqlite://{}", dir.join("p.db").display());
+    let env = [("PFORTE_DATABASE_URL", db_url.as_str())];
+    let exists = |realm: &str| run(&["export", "--realm", realm], &env).status.success();
+
+    let realms = dir.join("realms");
+    write(&realms.join("a-good.json"), r#"{"realm":"good"}"#);
+    write(
+        &realms.join("b-bad.json"),
+        r#"{"realm":"bad","clients":[{"clientId":"a","publicClient":"yes"}]}"#,
+    );
+    let out = run(&["import", realms.to_str().unwrap()], &env);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("b-bad.json"), "{err}");
+    assert!(err.contains("nothing of the files was written"), "{err}");
+    assert!(
+        !exists("good"),
+        "the valid file before the bad one was written"
+    );
+
+    // Two files for one realm: the second would silently replace the first.
+    std::fs::remove_file(realms.join("b-bad.json")).unwrap();
+    write(
+        &realms.join("c-again.json"),
+        r#"{"realm":"good","displayName":"Again"}"#,
+    );
+    let out = run(&["import", realms.to_str().unwrap()], &env);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("a-good.json") && err.contains("c-again.json") && err.contains("'good'"),
+        "{err}"
+    );
+    assert!(!exists("good"));
+
+    // The same through `serve --import`, which must not start.
+    let out = run(&["serve", "--import", realms.to_str().unwrap()], &env);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("c-again.json"), "{}", stderr(&out));
+    assert!(!exists("good"));
+
+    // A folder of valid files, one realm each, is imported whole.
+    write(&realms.join("c-again.json"), r#"{"realm":"other"}"#);
+    let out = run(&["import", realms.to_str().unwrap()], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(exists("good") && exists("other"));
+}
+
 #[test]
 fn import_is_idempotent_and_updates_what_changed() {
     let dir = temp_path("idem");
