@@ -211,8 +211,14 @@ pub async fn rotate<S: Store>(
     Ok(key.kid)
 }
 
-/// Builds the in-memory form from stored rows: decrypts the active key, keeps retired keys
-/// only while tokens they signed may still be valid.
+/// Builds the in-memory form from stored rows: keeps retired keys only while tokens they
+/// signed may still be valid, and takes every key it publishes or trusts from the key's
+/// sealed private half, never from the stored public JWK alone. The seal is authenticated
+/// (bound to realm and kid, under the master key), the JWK column is not: someone who can
+/// write to the database but lacks the master key must not be able to slip in a public key
+/// of their own — relying parties would accept whatever tokens it signs. A row whose stored
+/// JWK differs from its sealed key is an error, not silently repaired: the keys table was
+/// changed outside pforte.
 pub fn realm_keys(
     realm: &str,
     stored: &[StoredKey],
@@ -220,41 +226,28 @@ pub fn realm_keys(
     master: &MasterKey,
     now: Timestamp,
 ) -> Result<RealmKeys, KeyError> {
-    let err = |kid: &str, reason: String| KeyError::Key {
-        realm: realm.to_owned(),
-        kid: kid.to_owned(),
-        reason,
-    };
     let Some(active_row) = stored
         .iter()
         .filter(|k| k.retired_at.is_none())
         .max_by_key(|k| k.created_at)
     else {
-        return Err(err("-", "the realm has no active signing key".into()));
+        return Err(KeyError::Key {
+            realm: realm.to_owned(),
+            kid: "-".into(),
+            reason: "the realm has no active signing key".into(),
+        });
     };
-    let der = master
-        .open(&active_row.sealed_private, &aad(realm, &active_row.kid))
-        .map_err(|e| {
-            err(
-                &active_row.kid,
-                format!("cannot decrypt the private key ({e}); is PFORTE_MASTER_KEY the key it was sealed with?"),
-            )
-        })?;
-    let active = SigningKey::from_pkcs8(active_row.alg, &der)
-        .map_err(|e| err(&active_row.kid, e.to_string()))?;
+    let active = open_key(realm, active_row, master)?;
 
-    let mut published = Vec::new();
-    let mut verifying = Vec::new();
-    let live =
-        std::iter::once(active_row).chain(stored.iter().filter(|k| {
-            k.kid != active_row.kid && k.retired_at.is_none_or(|at| at + retention > now)
-        }));
-    for row in live {
-        let jwk: Jwk = serde_json::from_str(&row.public_jwk)
-            .map_err(|e| err(&row.kid, format!("stored JWK is not valid JSON: {e}")))?;
-        let vk = VerifyingKey::from_jwk(&jwk).map_err(|e| err(&row.kid, e.to_string()))?;
-        verifying.push(vk);
-        published.push(jwk);
+    let mut published = vec![active.public_jwk()];
+    let mut verifying = vec![active.verifying_key().clone()];
+    let others = stored
+        .iter()
+        .filter(|k| k.kid != active_row.kid && k.retired_at.is_none_or(|at| at + retention > now));
+    for row in others {
+        let key = open_key(realm, row, master)?;
+        verifying.push(key.verifying_key().clone());
+        published.push(key.public_jwk());
     }
     Ok(RealmKeys {
         realm: realm.to_owned(),
@@ -262,6 +255,40 @@ pub fn realm_keys(
         verifying,
         published,
     })
+}
+
+/// Opens a stored key's sealed private half and checks that the row's kid and public JWK
+/// are those of that key.
+fn open_key(realm: &str, row: &StoredKey, master: &MasterKey) -> Result<SigningKey, KeyError> {
+    let err = |reason: String| KeyError::Key {
+        realm: realm.to_owned(),
+        kid: row.kid.clone(),
+        reason,
+    };
+    let der = master
+        .open(&row.sealed_private, &aad(realm, &row.kid))
+        .map_err(|e| {
+            err(format!(
+                "cannot decrypt the private key ({e}); is PFORTE_MASTER_KEY the key it was sealed with?"
+            ))
+        })?;
+    let key = SigningKey::from_pkcs8(row.alg, &der).map_err(|e| err(e.to_string()))?;
+    let tampered = |what: &str| {
+        err(format!(
+            "the stored {what} does not match the sealed private key: the keys table was changed outside pforte; restore it from a backup, or delete the row if the key is retired"
+        ))
+    };
+    if key.kid() != row.kid {
+        return Err(tampered("kid"));
+    }
+    let jwk: Jwk = serde_json::from_str(&row.public_jwk)
+        .map_err(|e| err(format!("stored JWK is not valid JSON: {e}")))?;
+    // The key material decides (RFC 7638 thumbprints), not cosmetic members such as `use`;
+    // what is published is the sealed key's own JWK either way.
+    if jwk.thumbprint().ok().as_deref() != Some(key.kid()) {
+        return Err(tampered("public JWK"));
+    }
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -371,6 +398,58 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("PFORTE_MASTER_KEY"), "{err}");
+    }
+
+    /// Someone who can write to the database but has no master key replaces a key's public
+    /// JWK with one of their own: pforte must neither publish nor trust it.
+    #[test]
+    fn a_public_key_swapped_in_the_database_is_neither_published_nor_trusted() {
+        let realm = Realm::new("r");
+        let master = MasterKey::generate().unwrap();
+        let attacker = generate_key(Alg::ES256).unwrap();
+        let mut forged_jwk = attacker.public_jwk();
+        let active = row(&realm, &master, NOW, None);
+        let retired = row(&realm, &master, NOW - 100, Some(NOW - 10));
+        let good = realm_keys("r", &[active.clone(), retired.clone()], 600, &master, NOW)
+            .expect("untouched rows load");
+        assert_eq!(good.published.len(), 2);
+
+        for victim in [&active, &retired] {
+            // The forged JWK keeps the victim's kid, so a token naming that kid would pick it.
+            forged_jwk.kid = Some(victim.kid.clone());
+            let forged = StoredKey {
+                public_jwk: serde_json::to_string(&forged_jwk).unwrap(),
+                ..victim.clone()
+            };
+            let rows = if victim.kid == active.kid {
+                [forged, retired.clone()]
+            } else {
+                [active.clone(), forged]
+            };
+            let err = realm_keys("r", &rows, 600, &master, NOW)
+                .expect_err("a forged public key must not load")
+                .to_string();
+            assert!(
+                err.contains("public JWK") && err.contains(&victim.kid),
+                "{err}"
+            );
+        }
+
+        // A row that names another kid for its sealed key (the seal is bound to the kid, so
+        // only a kid that is not the key's thumbprint could get this far) is refused too.
+        let renamed = StoredKey {
+            kid: "not-the-thumbprint".into(),
+            sealed_private: master
+                .seal(&attacker.to_pkcs8(), &aad("r", "not-the-thumbprint"))
+                .unwrap(),
+            public_jwk: serde_json::to_string(&attacker.public_jwk()).unwrap(),
+            ..retired.clone()
+        };
+        // Sealing needs the master key, which the attacker lacks; this checks the kid rule.
+        let err = realm_keys("r", &[active.clone(), renamed], 600, &master, NOW)
+            .expect_err("a kid that is not the key's thumbprint must not load")
+            .to_string();
+        assert!(err.contains("kid"), "{err}");
     }
 
     #[test]
