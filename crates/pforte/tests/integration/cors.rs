@@ -1,5 +1,5 @@
-//! Browser applications (Keycloak `webOrigins`) may read token and userinfo responses;
-//! other origins may not.
+//! Browser applications (Keycloak `webOrigins`) may read token, userinfo and revocation
+//! responses; other origins may not.
 
 use pforte_testkit::{Browser, TestServer, http_client};
 use serde_json::Value;
@@ -60,6 +60,49 @@ async fn token_and_userinfo_allow_the_clients_web_origin_only() {
         assert_eq!(res.status(), 200);
         assert_eq!(acao(&res).is_some(), allowed, "{origin}");
     }
+}
+
+/// The app may read revocation answers from its web origin, refusals included: a request
+/// that fails before the token is looked at (here: no token) is answered for the client it
+/// names, as at the token endpoint.
+#[tokio::test]
+async fn revocation_answers_are_readable_by_the_clients_web_origin_errors_included() {
+    let server = TestServer::start().await;
+    let (code, verifier) = login(&server, &mut Browser::new()).await;
+    let res = redeem_from(&server, APP, &code, &verifier).await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let revoke = |origin: &'static str, form: Vec<(&'static str, String)>| {
+        http_client()
+            .post(server.url("/realms/demo/protocol/openid-connect/revoke"))
+            .header("Origin", origin)
+            .form(&form)
+            .send()
+    };
+    let client = || ("client_id", "demo-app".to_owned());
+
+    let res = revoke(APP, vec![client()]).await.unwrap();
+    assert_eq!(res.status(), 400, "no token to revoke");
+    assert_eq!(
+        acao(&res).as_deref(),
+        Some(APP),
+        "the app must read the refusal"
+    );
+    let res = revoke("http://evil.example", vec![client()]).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(acao(&res), None, "a foreign origin must not be allowed");
+    let res = revoke(APP, vec![("client_id", "no-such-client".to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(acao(&res), None, "an unknown client has no web origins");
+
+    let res = revoke(APP, vec![client(), ("token", rt.to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(acao(&res).as_deref(), Some(APP));
 }
 
 #[tokio::test]

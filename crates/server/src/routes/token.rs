@@ -122,16 +122,24 @@ pub async fn token(
         Ok(body) => no_store_json(body),
         Err(e) => oauth_response(&e, &ctx.realm.name, false),
     };
-    if let (Some(origin), Some(id)) = (cors::origin(&headers), claimed) {
-        let client = state
-            .store
-            .get_client(&ctx.realm.name, &id)
-            .await
-            .ok()
-            .flatten();
-        cors::allow_for_client(&mut res, Some(origin), client.as_deref());
-    }
+    allow_claimed_client(&state, &ctx.realm.name, &headers, claimed, &mut res).await;
     res
+}
+
+/// CORS for the client a request claims to be, whether or not it authenticated: a browser
+/// app must be able to read an error (an expired refresh token, a refused revocation) too,
+/// and the claimed client's `webOrigins` decide, as for its successes.
+async fn allow_claimed_client(
+    state: &AppState,
+    realm: &str,
+    headers: &HeaderMap,
+    claimed: Option<String>,
+    res: &mut Response,
+) {
+    if let (Some(origin), Some(id)) = (cors::origin(headers), claimed) {
+        let client = state.store.get_client(realm, &id).await.ok().flatten();
+        cors::allow_for_client(res, Some(origin), client.as_deref());
+    }
 }
 
 /// What introspection and revocation share: the realm, the authenticated caller and the
@@ -193,9 +201,22 @@ pub async fn revoke(
     headers: HeaderMap,
     form: Result<Form<TokenOnlyForm>, FormRejection>,
 ) -> Response {
+    let claimed = basic_credentials(&headers)
+        .ok()
+        .flatten()
+        .map(|(id, _)| id)
+        .or_else(|| {
+            form.as_ref()
+                .ok()
+                .and_then(|Form(f)| f.client_id.clone())
+                .filter(|id| !id.is_empty())
+        });
     let (ctx, client, token) = match client_and_token(&state, &realm, &headers, form).await {
         Ok(parts) => parts,
-        Err(res) => return res,
+        Err(mut res) => {
+            allow_claimed_client(&state, &realm, &headers, claimed, &mut res).await;
+            return res;
+        }
     };
     let mut res =
         match introspect::revoke(&*state.store, ctx.signer(), &client, &token, state.now()).await {
