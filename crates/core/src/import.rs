@@ -92,19 +92,6 @@ pub async fn apply_import<S: Store>(
     })
 }
 
-/// Prepares and writes one file: nothing of it is written unless all of it is valid.
-pub async fn import_realm<S: Store>(
-    store: &S,
-    bytes: &[u8],
-    source: &str,
-    now: Timestamp,
-    cost: PasswordCost,
-    rng: &dyn Rng,
-) -> Result<ImportOutcome, ImportFailure> {
-    let prepared = prepare_import(store, bytes, source, now, cost, rng).await?;
-    apply_import(store, prepared).await
-}
-
 /// The stored realm in Keycloak's representation, or `None` when it does not exist.
 pub async fn export<S: Store>(
     store: &S,

@@ -58,7 +58,7 @@ impl TestServer {
         let store = Arc::new(AnyStore::connect(&url).await.unwrap());
         let rng = pforte_server::system_rng();
         for (i, realm) in options.realms.iter().enumerate() {
-            import::import_realm(
+            let prepared = import::prepare_import(
                 &*store,
                 realm.as_bytes(),
                 &format!("realm-{i}.json"),
@@ -68,6 +68,7 @@ impl TestServer {
             )
             .await
             .unwrap();
+            import::apply_import(&*store, prepared).await.unwrap();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
