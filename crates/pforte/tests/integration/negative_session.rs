@@ -962,6 +962,63 @@ async fn sso_reuse_honours_prompt_login_and_max_age_and_keeps_the_session_alive(
     );
 }
 
+/// A user disabled after logging in: their SSO session no longer answers (prompt=none says
+/// `login_required` instead of handing out a code the token endpoint would refuse), it is
+/// ended, and the login page is shown; the user cannot log in while disabled.
+#[tokio::test]
+async fn the_sso_session_of_a_disabled_user_does_not_answer() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let tokens = redeem_ok(&server, &code, &verifier).await;
+    let sid = crate::code_flow::jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(has_session(&server, &mut browser).await);
+
+    let set_enabled = |enabled: bool| {
+        let store = server.store.clone();
+        async move {
+            let mut alice = store
+                .find_user_by_username("demo", "alice")
+                .await
+                .unwrap()
+                .unwrap();
+            alice.enabled = enabled;
+            store
+                .apply_import(&pforte_core::store::RealmImport {
+                    users: vec![alice],
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+    };
+    set_enabled(false).await;
+    assert!(
+        !has_session(&server, &mut browser).await,
+        "prompt=none must answer login_required for a disabled user"
+    );
+    assert!(
+        server.store.get_session(&sid).await.unwrap().is_none(),
+        "the disabled user's session is ended"
+    );
+    let form = open_demo_login(&server, &mut browser, "").await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(INVALID_EN));
+
+    // Enabled again, the user logs in anew (the old session stays ended).
+    set_enabled(true).await;
+    assert!(!has_session(&server, &mut browser).await);
+    let (code, verifier) = login(&server, &mut browser).await;
+    redeem_ok(&server, &code, &verifier).await;
+    assert!(has_session(&server, &mut browser).await);
+}
+
 async fn open_demo_login_response(
     server: &TestServer,
     browser: &mut Browser,
