@@ -1,6 +1,6 @@
 //! Token introspection (RFC 7662) and revocation (RFC 7009).
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::model::{Client, Timestamp};
 use crate::oauth::OAuthError;
@@ -36,29 +36,14 @@ pub async fn introspect<S: Store>(
         let Ok(active) = tokens::active_access_token(store, signer, token, now).await else {
             return Ok(inactive());
         };
-        let c = active.claims;
-        let mut out = Map::new();
+        // The whole claim set, as Keycloak answers: resource servers that authorise from
+        // introspection read the roles (`realm_access`) and mapped claims from it, not
+        // only the RFC 7662 members. Then the members RFC 7662 §2.2 defines.
+        let mut out = active.claims;
         out.insert("active".into(), json!(true));
         out.insert("token_type".into(), json!("Bearer"));
-        for k in [
-            "iss",
-            "sub",
-            "aud",
-            "exp",
-            "iat",
-            "jti",
-            "scope",
-            "client_id",
-            "sid",
-            "acr",
-            "auth_time",
-        ] {
-            if let Some(v) = c.get(k) {
-                out.insert(k.into(), v.clone());
-            }
-        }
-        if let Some(u) = c.get("preferred_username") {
-            out.insert("username".into(), u.clone());
+        if let Some(u) = out.get("preferred_username").cloned() {
+            out.insert("username".into(), u);
         }
         return Ok(Value::Object(out));
     }

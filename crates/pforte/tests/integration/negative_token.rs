@@ -301,6 +301,31 @@ async fn conf_app_tokens(server: &TestServer) -> Value {
     body
 }
 
+/// Introspection of an access token answers with its whole claim set (roles and mapped
+/// claims included, as Keycloak does), plus RFC 7662's `active`, `token_type`, `username`.
+#[tokio::test]
+async fn introspection_answers_with_the_whole_claim_set() {
+    let server = attack_server().await;
+    let tokens = conf_app_tokens(&server).await;
+    let at = s(&tokens["access_token"]);
+    let claims = crate::code_flow::jwt_claims(at);
+    let body = introspect_as_conf_app(&server, at).await;
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["username"], claims["preferred_username"], "{body}");
+    let claims = claims.as_object().unwrap();
+    for (k, v) in claims {
+        assert_eq!(&body[k], v, "claim {k} in {body}");
+    }
+    // More than RFC 7662's own members reach the resource server.
+    for k in ["realm_access", "azp", "email", "preferred_username"] {
+        assert!(
+            claims.contains_key(k),
+            "the test token lacks {k}: {claims:?}"
+        );
+    }
+}
+
 /// "active" means usable now (RFC 7662 §2.2): a token whose SSO session has ended (here: idle
 /// for longer than the realm allows) or whose user has been disabled is inactive, though
 /// its JWT has not expired. Keycloak answers the same way.
