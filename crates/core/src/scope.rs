@@ -1,6 +1,8 @@
 //! Which scopes a client gets. Keycloak's model: a client's *default* scopes are always
-//! granted, its *optional* scopes when asked for; scopes pforte does not know are ignored
-//! (as Keycloak does), `openid` is granted when asked for.
+//! granted, its *optional* scopes when asked for, `openid` when asked for; a requested scope
+//! the client is not assigned is ignored. Assigned scopes pforte has no claims for (a
+//! realm's own `api.read`, Keycloak's `phone`) are granted all the same, as Keycloak does:
+//! resource servers check the `scope` claim.
 
 use crate::model::Client;
 
@@ -17,7 +19,23 @@ pub const KNOWN: &[&str] = &[
 
 /// Keycloak's built-in scopes with `include.in.token.scope` off: granted (their claims are
 /// released) but left out of the `scope` a client is shown, as Keycloak does.
-const NOT_IN_TOKEN_SCOPE: &[&str] = &["roles", "web-origins", "acr", "basic"];
+const NOT_IN_TOKEN_SCOPE: &[&str] = &["roles", "web-origins", "acr", "basic", "service_account"];
+
+/// Assigned scopes that are never granted: `offline_access` asks for a refresh token that
+/// outlives the SSO session, which pforte does not issue; granting the name would promise it.
+const NOT_GRANTED: &[&str] = &["offline_access"];
+
+/// RFC 6749 §3.3 `scope-token`: one or more of %x21 / %x23-5B / %x5D-7E. A name from a realm
+/// file that is not one (a space, a quote) would corrupt the space-separated scope.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+fn grantable(s: &str) -> bool {
+    !NOT_GRANTED.contains(&s) && is_scope_token(s)
+}
 
 /// Keycloak's default client scopes for a new OIDC client.
 const DEFAULT_SCOPES: &[&str] = &["profile", "email", "roles", "web-origins", "acr", "basic"];
@@ -43,14 +61,12 @@ pub fn grant(client: &Client, requested: Option<&str>) -> String {
         out.push("openid");
     }
     for s in defaults(client) {
-        if KNOWN.contains(&s) && !out.contains(&s) {
+        if grantable(s) && !out.contains(&s) {
             out.push(s);
         }
     }
     for s in &requested {
-        if client.optional_client_scopes.iter().any(|o| o == s)
-            && KNOWN.contains(s)
-            && !out.contains(s)
+        if client.optional_client_scopes.iter().any(|o| o == s) && grantable(s) && !out.contains(s)
         {
             out.push(s);
         }
@@ -134,6 +150,27 @@ mod tests {
         assert_eq!(grant(&c, Some("openid email")), "openid profile");
         c.optional_client_scopes = vec!["email".into()];
         assert_eq!(grant(&c, Some("openid email")), "openid profile email");
+    }
+
+    #[test]
+    fn assigned_scopes_without_claims_are_granted_and_shown() {
+        let mut c = client();
+        c.default_client_scopes = vec!["profile".into(), "api.read".into()];
+        c.optional_client_scopes = vec!["phone".into(), "api.write".into()];
+        let granted = grant(&c, Some("openid api.write unassigned"));
+        assert_eq!(granted, "openid profile api.read api.write");
+        assert_eq!(presented(&granted), "openid profile api.read api.write");
+        assert_eq!(grant(&c, Some("openid")), "openid profile api.read");
+    }
+
+    #[test]
+    fn offline_access_and_malformed_names_are_never_granted() {
+        let mut c = client();
+        c.default_client_scopes = vec!["profile".into(), "bad name".into(), "q\"uote".into()];
+        c.optional_client_scopes = vec!["offline_access".into()];
+        assert_eq!(grant(&c, Some("openid offline_access")), "openid profile");
+        assert!(is_scope_token("a!#[]~"));
+        assert!(!is_scope_token("") && !is_scope_token("back\\slash"));
     }
 
     #[test]
