@@ -17,6 +17,8 @@ pub struct LogoutParams {
     pub ui_locales: Option<String>,
     /// The confirmation form's CSRF token (see [`confirm_token`]).
     pub confirm: Option<String>,
+    /// Set when pforte's own page sent the request again (see the server's logout route).
+    pub resent: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -148,14 +150,12 @@ pub async fn logout<S: Store>(
         });
     }
 
+    // Only the browser's own session ends. A hint alone, without the browser's cookie, ends
+    // nothing: an old ID token turns up in logs and histories, and would let anyone log its
+    // user out with a plain HTTP request. (A cross-site POST arrives without the SameSite=Lax
+    // cookie; the server has the browser send it again from pforte's own page first.)
     if let Some(s) = &session {
         store.delete_session(&s.id).await?;
-    } else if let Some(sid) = hint
-        .as_ref()
-        .and_then(|c| c.get("sid").and_then(Value::as_str))
-    {
-        // No cookie (e.g. a back-channel call with the hint): end the session the hint names.
-        store.delete_session(sid).await?;
     }
     Ok(match redirect {
         Some(mut uri) => {

@@ -242,6 +242,94 @@ async fn logout_with_the_id_token_of_another_session_asks_first() {
     assert!(!has_session(&server, &mut attacker).await);
 }
 
+/// An ID token alone, without the browser's cookie, ends no session: old ID tokens turn up
+/// in logs and histories (the hint travels in logout URLs), and anyone could log their user
+/// out with a plain HTTP request, expired hints included.
+#[tokio::test]
+async fn a_hint_without_the_browsers_cookie_ends_no_session() {
+    let server = attack_server().await;
+    let mut victim = Browser::new();
+    let (code, verifier) = login(&server, &mut victim).await;
+    let tokens = redeem_ok(&server, &code, &verifier).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let logout = server.url("/realms/demo/protocol/openid-connect/logout");
+    let post_logout = "http://127.0.0.1:8082/";
+
+    let res = client()
+        .get(attacker_logout_url(&logout, hint, post_logout))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_redirection());
+    let res = client()
+        .post(&logout)
+        .form(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", post_logout),
+            ("resent", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_redirection());
+    assert!(
+        has_session(&server, &mut victim).await,
+        "a hint without the cookie ended the session"
+    );
+}
+
+/// A client's page that POSTs the logout is another site, so the browser leaves out the
+/// SameSite=Lax session cookie: pforte answers with its own page, which sends the same
+/// parameters again (same-site, cookie included), and only then ends the session.
+#[tokio::test]
+async fn a_cross_site_post_logout_is_sent_again_with_the_cookie() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let tokens = redeem_ok(&server, &code, &verifier).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let logout = server.url("/realms/demo/protocol/openid-connect/logout");
+    let post_logout = "http://127.0.0.1:8082/";
+
+    // The cross-site POST: no cookies.
+    let res = client()
+        .post(&logout)
+        .form(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", post_logout),
+            ("state", "s"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("id=\"kc-form-post\"")
+            && page.contains("action=\"/realms/demo/protocol/openid-connect/logout\""),
+        "{page}"
+    );
+    assert!(has_session(&server, &mut browser).await, "nothing ends yet");
+    let fields = confirm_form_fields(&page);
+    for (k, v) in [
+        ("id_token_hint", hint),
+        ("post_logout_redirect_uri", post_logout),
+        ("state", "s"),
+        ("resent", "1"),
+    ] {
+        assert!(
+            fields.iter().any(|(fk, fv)| fk == k && fv == v),
+            "{k} missing in {fields:?}"
+        );
+    }
+
+    // The page's form, sent by the browser from pforte's own origin: the cookie comes along.
+    let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let res = browser.post_form(&logout, &form).await;
+    assert_eq!(callback(&res).location, format!("{post_logout}?state=s"));
+    assert!(!has_session(&server, &mut browser).await);
+}
+
 fn attacker_logout_url(logout: &str, hint: &str, post_logout: &str) -> String {
     format!(
         "{logout}?id_token_hint={hint}&post_logout_redirect_uri={}&state=s",

@@ -30,9 +30,41 @@ pub async fn post(
     form: Result<Form<LogoutParams>, FormRejection>,
 ) -> Response {
     match form {
+        // A client's page that POSTs the logout (RP-Initiated Logout 1.0 §2 allows it) is
+        // another site: the browser leaves out the SameSite=Lax session cookie. Send the
+        // request once more from pforte's own page, same-site, so that the cookie comes
+        // along and the browser's session can end; a hint alone ends nothing.
+        Ok(Form(p)) if p.resent.is_none() && cookies::get(&headers, cookies::SESSION).is_none() => {
+            let t = pages::texts(p.ui_locales.as_deref(), &headers);
+            let realm = match super::realm(&state, &realm).await {
+                Ok(r) => r,
+                Err(e) => return pages::error(t, &*state.rng, e.status, &e.description),
+            };
+            let mut params = params_of(&p);
+            if let Some(confirm) = &p.confirm {
+                params.push(("confirm".into(), confirm.clone()));
+            }
+            params.push(("resent".into(), "1".into()));
+            let action = format!("/realms/{}/protocol/openid-connect/logout", realm.name);
+            pages::form_post(t, &*state.rng, &action, &params)
+        }
         Ok(Form(p)) => handle(state, &realm, &headers, p).await,
         Err(e) => bad(&state, &headers, &e.to_string()),
     }
+}
+
+/// The request's own parameters, to pass on in a form.
+fn params_of(p: &LogoutParams) -> Vec<(String, String)> {
+    [
+        ("id_token_hint", &p.id_token_hint),
+        ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
+        ("state", &p.state),
+        ("client_id", &p.client_id),
+        ("ui_locales", &p.ui_locales),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+    .collect()
 }
 
 fn bad(state: &AppState, headers: &HeaderMap, detail: &str) -> Response {
@@ -80,16 +112,7 @@ async fn handle(state: AppState, realm: &str, headers: &HeaderMap, p: LogoutPara
         Ok(LogoutOutcome::Confirm { token }) => {
             // The hint travels on: it still decides which client the redirect is checked
             // against once the user has confirmed.
-            let params: Vec<(String, String)> = [
-                ("id_token_hint", &p.id_token_hint),
-                ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
-                ("state", &p.state),
-                ("client_id", &p.client_id),
-                ("ui_locales", &p.ui_locales),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
-            .collect();
+            let params = params_of(&p);
             let action = format!("/realms/{}/protocol/openid-connect/logout", ctx.realm.name);
             return pages::logout_confirm(t, &*state.rng, &action, &token, &params);
         }
