@@ -368,7 +368,9 @@ pub fn validate(
         code_challenge: challenge.map(str::to_owned),
         code_challenge_method: challenge.map(|_| "S256".to_owned()),
         prompt_none,
-        prompt_login: prompts.contains(&"login"),
+        // select_account asks the user to choose an account (OIDC Core §3.1.2.1): with one
+        // account per login, that is the login page, as in Keycloak.
+        prompt_login: prompts.contains(&"login") || prompts.contains(&"select_account"),
         max_age,
         login_hint: p.login_hint.clone().filter(|h| !h.is_empty()),
         ui_locales: p.ui_locales.clone().filter(|h| !h.is_empty()),

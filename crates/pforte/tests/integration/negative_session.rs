@@ -1009,7 +1009,8 @@ async fn malformed_login_posts_are_4xx() {
     assert!(!has_session(&server, &mut browser).await);
 }
 
-/// The SSO session is reused only as the request allows: `prompt=login` and `max_age=0`
+/// The SSO session is reused only as the request allows: `prompt=login` (and
+/// `select_account`, as in Keycloak) and `max_age=0`
 /// always ask for the password again, a `max_age` the login is within does not. Reusing it
 /// counts as activity for the idle timeout.
 #[tokio::test]
@@ -1022,7 +1023,7 @@ async fn sso_reuse_honours_prompt_login_and_max_age_and_keeps_the_session_alive(
         .as_str()
         .unwrap()
         .to_owned();
-    for extra in ["&prompt=login", "&max_age=0"] {
+    for extra in ["&prompt=login", "&prompt=select_account", "&max_age=0"] {
         let res = open_demo_login_response(&server, &mut browser, extra).await;
         assert_eq!(res.status(), 200, "{extra}");
         let page = res.text().await.unwrap();
