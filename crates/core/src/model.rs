@@ -95,6 +95,18 @@ pub struct Client {
     pub protocol_mappers: Vec<ProtocolMapper>,
     pub default_client_scopes: Vec<String>,
     pub optional_client_scopes: Vec<String>,
+    /// The user Keycloak keeps for this client's service account, as the import found it:
+    /// client_credentials tokens name it as `sub` and carry its realm roles. Copied onto the
+    /// client so that the grant, pforte's busiest, reads no user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_user: Option<ServiceAccountUser>,
+}
+
+/// A client's service-account user (Keycloak's `service-account-<client>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAccountUser {
+    pub id: String,
+    pub realm_roles: Vec<String>,
 }
 
 #[cfg(test)]
@@ -117,6 +129,7 @@ impl Client {
             protocol_mappers: vec![],
             default_client_scopes: vec![],
             optional_client_scopes: vec![],
+            service_account_user: None,
         }
     }
 }
@@ -145,6 +158,10 @@ pub struct User {
     /// PHC string (Argon2id); `None` when the user has no password (e.g. federated only).
     pub password_hash: Option<String>,
     pub created_at: Timestamp,
+    /// Set on the user Keycloak keeps for a client's service account (its export's
+    /// `serviceAccountClientId`): the client it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_client_id: Option<String>,
 }
 
 impl User {
@@ -169,6 +186,7 @@ impl User {
             realm_roles: Vec::new(),
             password_hash: None,
             created_at,
+            service_account_client_id: None,
         }
     }
 }

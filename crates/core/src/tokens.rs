@@ -18,7 +18,7 @@ use crate::claims::{self, Target};
 use crate::keys::RealmKeys;
 use crate::model::{Client, Realm, Timestamp, User};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::payload::Payload;
+use crate::payload::{Claim, Payload};
 use crate::rng::{self, Rng};
 use crate::scope;
 use crate::secret::hash_token;
@@ -204,11 +204,23 @@ pub fn access_token(
             claims::add_user_claims(&mut c, user, client, scope, Target::AccessToken);
         }
         Principal::ServiceAccount(cl) => {
-            c.add("sub", service_account_sub(cl));
+            // Keycloak's service-account user, when the realm file had it: its id and
+            // roles, as Keycloak puts them in the token, so that APIs keep recognising
+            // the client after the move.
+            match &cl.service_account_user {
+                Some(sa) => c.add("sub", sa.id.as_str()),
+                None => c.add("sub", service_account_sub(cl)),
+            }
             c.add(
                 "preferred_username",
                 format!("service-account-{}", cl.client_id),
             );
+            if let Some(sa) = &cl.service_account_user
+                && scope::contains(scope, "roles")
+                && !sa.realm_roles.is_empty()
+            {
+                c.add("realm_access", Claim::RealmAccess(&sa.realm_roles));
+            }
         }
     }
     let token = sign(signer, ACCESS_TOKEN_TYP, &c)?;

@@ -163,6 +163,10 @@ pub fn client(realm: &str, client_id: &str) -> Client {
         }],
         default_client_scopes: vec!["profile".into(), "email".into()],
         optional_client_scopes: vec!["offline_access".into()],
+        service_account_user: Some(ServiceAccountUser {
+            id: format!("sa-{client_id}"),
+            realm_roles: vec!["api".into()],
+        }),
     }
 }
 
@@ -180,6 +184,7 @@ pub fn user(realm: &str, id: &str, username: &str, email: Option<&str>) -> User 
         realm_roles: vec!["admin".into()],
         password_hash: None,
         created_at: NOW,
+        service_account_client_id: None,
     }
 }
 

@@ -24,7 +24,7 @@ use super::keycloak;
 use super::parse::ParsedRealm;
 use super::types::{ClientRepresentation, RealmRepresentation, UserRepresentation};
 use super::validate::check;
-use crate::model::{Client, ProtocolMapper, Realm, RoleDef, Timestamp, User};
+use crate::model::{Client, ProtocolMapper, Realm, RoleDef, ServiceAccountUser, Timestamp, User};
 use crate::rng::{Rng, uuid};
 use crate::secret::{PasswordCost, hash_client_secret, hash_password, verify_password};
 use crate::store::RealmImport;
@@ -62,22 +62,33 @@ pub fn to_import(
     collect(&parsed.source, problems)?;
 
     let realm = convert_realm(rep, name, existing_realm);
-    let clients = rep
+    let mut clients: Vec<Client> = rep
         .clients
         .iter()
         .flatten()
         .filter(|c| keycloak::skip_reason(c).is_none())
         .map(|c| convert_client(c, name))
         .collect();
+    let existing: Vec<&User> = existing_users.iter().filter(|u| u.realm == name).collect();
     let users = match rep.users.as_deref() {
         Some(users) => {
-            let existing: Vec<&User> = existing_users.iter().filter(|u| u.realm == name).collect();
             let (users, problems) = convert_users(users, name, &existing, now, cost, rng);
             collect(&parsed.source, problems)?;
             users
         }
         None => Vec::new(),
     };
+    // A client's service-account user: from the file, else as stored.
+    for client in &mut clients {
+        client.service_account_user = users
+            .iter()
+            .chain(existing.iter().copied())
+            .find(|u| u.service_account_client_id.as_deref() == Some(&*client.client_id))
+            .map(|u| ServiceAccountUser {
+                id: u.id.clone(),
+                realm_roles: u.realm_roles.clone(),
+            });
+    }
     Ok(RealmImport {
         realm: Some(realm),
         clients,
@@ -200,6 +211,7 @@ fn convert_client(c: &ClientRepresentation, realm: &str) -> Client {
             .collect(),
         default_client_scopes: c.default_client_scopes.clone().unwrap_or_default(),
         optional_client_scopes: c.optional_client_scopes.clone().unwrap_or_default(),
+        service_account_user: None,
     }
 }
 
@@ -290,6 +302,11 @@ fn convert_users(
             },
             password_hash,
             created_at: base.created_at,
+            service_account_client_id: u
+                .service_account_client_id
+                .clone()
+                .filter(|c| !c.is_empty())
+                .or(base.service_account_client_id),
         });
     }
     problems.extend(conflicts_with_stored(&out, existing));

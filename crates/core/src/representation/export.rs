@@ -96,5 +96,6 @@ pub fn export_user(u: &User) -> UserRepresentation {
         realm_roles: Some(u.realm_roles.clone()),
         // No password hash, ever.
         credentials: None,
+        service_account_client_id: u.service_account_client_id.clone(),
     }
 }

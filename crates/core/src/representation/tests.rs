@@ -366,6 +366,48 @@ fn three_problems_are_all_reported() {
     assert_eq!(again, e);
 }
 
+/// Keycloak exports each service account's user; the import links it to its client, whose
+/// client_credentials tokens then name it, and keeps the link when a later file has no users.
+#[test]
+fn a_service_account_user_is_linked_to_its_client() {
+    let first = import(&parse(EXPORT), None, &[]);
+    let user = first
+        .users
+        .iter()
+        .find(|u| u.username == "service-account-token-exchange-client")
+        .unwrap();
+    assert_eq!(
+        user.service_account_client_id.as_deref(),
+        Some("token-exchange-client")
+    );
+    assert!(
+        user.password_hash.is_none(),
+        "a service account has no password"
+    );
+    let linked = |import: &RealmImport| {
+        import
+            .clients
+            .iter()
+            .find(|c| c.client_id == "token-exchange-client")
+            .unwrap()
+            .service_account_user
+            .clone()
+    };
+    let expected = crate::model::ServiceAccountUser {
+        id: "8f0e4c1a-6a0b-4f7e-9a51-0d3c2b1a0003".into(),
+        realm_roles: user.realm_roles.clone(),
+    };
+    assert!(expected.realm_roles.contains(&"app-admin".to_owned()));
+    assert_eq!(linked(&first), Some(expected.clone()));
+    let demo_app = first.clients.iter().find(|c| c.client_id == "demo-app");
+    assert_eq!(demo_app.unwrap().service_account_user, None);
+
+    let mut doc: Value = serde_json::from_str(EXPORT).unwrap();
+    doc.as_object_mut().unwrap().remove("users");
+    let clients_only = reimport(&parse(&doc.to_string()), &first);
+    assert_eq!(linked(&clients_only), Some(expected));
+}
+
 #[test]
 fn importing_twice_changes_nothing() {
     let parsed = parse(EXPORT);

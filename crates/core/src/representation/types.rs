@@ -165,6 +165,9 @@ pub struct UserRepresentation {
     pub realm_roles: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<CredentialRepresentation>>,
+    /// On the user Keycloak keeps for a client's service account: that client's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_client_id: Option<String>,
 }
 
 /// A credential. pforte imports `password` credentials with a clear-text `value`.

@@ -638,6 +638,67 @@ async fn client_credentials_works_for_a_service_account_client() {
     assert_eq!(claims["client_id"], EXCHANGE_CLIENT);
 }
 
+/// A realm exported from Keycloak carries each service account's user
+/// (`service-account-<client>`, `serviceAccountClientId`): its id is the `sub` and its
+/// realm roles the `realm_access` of the client's tokens, as in Keycloak, so that APIs keep
+/// recognising the client after the move.
+#[tokio::test]
+async fn client_credentials_names_keycloaks_service_account_user() {
+    const SA_ID: &str = "5b0c3c1e-2f5a-4d7e-9a61-3f1f9e2b8c44";
+    let mut realm: Value = serde_json::from_str(&crate::negative_authorize::attack_realm(
+        serde_json::json!({}),
+    ))
+    .unwrap();
+    realm["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": SA_ID,
+            "username": format!("service-account-{EXCHANGE_CLIENT}"),
+            "enabled": true,
+            "serviceAccountClientId": EXCHANGE_CLIENT,
+            "realmRoles": ["patient"]
+        }));
+    let server = TestServer::start_with(TestServerOptions {
+        realms: vec![realm.to_string()],
+        ..Default::default()
+    })
+    .await;
+    let res = post_form_basic(
+        &token_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = crate::code_flow::jwt_claims(s(&body["access_token"]));
+    assert_eq!(claims["sub"], SA_ID, "{claims}");
+    assert_eq!(
+        claims["preferred_username"],
+        format!("service-account-{EXCHANGE_CLIENT}")
+    );
+    assert_eq!(
+        claims["realm_access"]["roles"],
+        serde_json::json!(["patient"])
+    );
+
+    // Without that user in the file, the subject is pforte's stable stand-in, no roles.
+    let server = attack_server().await;
+    let res = post_form_basic(
+        &token_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let (_, body) = status_json(res).await;
+    let claims = crate::code_flow::jwt_claims(s(&body["access_token"]));
+    assert_ne!(claims["sub"], SA_ID);
+    assert!(claims.get("realm_access").is_none(), "{claims}");
+}
+
 #[tokio::test]
 async fn client_credentials_is_refused_for_a_public_client() {
     let server = attack_server().await;
