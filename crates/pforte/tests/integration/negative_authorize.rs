@@ -2,6 +2,7 @@
 //! prompt=none, response types, oversized and malformed parameters. Also the helpers the
 //! other `negative_*` files share (the attack realm, token-endpoint calls, page checks).
 
+use pforte_core::Store;
 use pforte_core::oauth::urlencode;
 use pforte_testkit::{
     Browser, Callback, EXAMPLE_REALM, TestServer, TestServerOptions, callback, http_client, pkce,
@@ -81,6 +82,25 @@ pub async fn attack_server_with(patch: Value) -> TestServer {
         ..Default::default()
     })
     .await
+}
+
+/// Enables or disables alice, as an import of the realm file would.
+pub async fn set_alice_enabled(server: &TestServer, enabled: bool) {
+    let mut alice = server
+        .store
+        .find_user_by_username("demo", "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    alice.enabled = enabled;
+    server
+        .store
+        .apply_import(&pforte_core::store::RealmImport {
+            users: vec![alice],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 }
 
 pub fn issuer(server: &TestServer) -> String {

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::code_flow::{REDIRECT, auth_url, login};
 use crate::negative_authorize::{
     assert_error_page, assert_error_redirect, attack_realm, attack_server, attack_server_with,
-    authorize_url, redeem_ok, refresh, s256, set_cookies,
+    authorize_url, redeem_ok, refresh, s256, set_alice_enabled, set_cookies,
 };
 
 const INVALID_EN: &str = "Invalid username or password.";
@@ -249,8 +249,7 @@ async fn logout_with_the_id_token_of_another_session_asks_first() {
 async fn a_hint_without_the_browsers_cookie_ends_no_session() {
     let server = attack_server().await;
     let mut victim = Browser::new();
-    let (code, verifier) = login(&server, &mut victim).await;
-    let tokens = redeem_ok(&server, &code, &verifier).await;
+    let tokens = login_tokens(&server, &mut victim).await;
     let hint = tokens["id_token"].as_str().unwrap();
     let logout = server.url("/realms/demo/protocol/openid-connect/logout");
     let post_logout = "http://127.0.0.1:8082/";
@@ -285,8 +284,7 @@ async fn a_hint_without_the_browsers_cookie_ends_no_session() {
 async fn a_cross_site_post_logout_is_sent_again_with_the_cookie() {
     let server = attack_server().await;
     let mut browser = Browser::new();
-    let (code, verifier) = login(&server, &mut browser).await;
-    let tokens = redeem_ok(&server, &code, &verifier).await;
+    let tokens = login_tokens(&server, &mut browser).await;
     let hint = tokens["id_token"].as_str().unwrap();
     let logout = server.url("/realms/demo/protocol/openid-connect/logout");
     let post_logout = "http://127.0.0.1:8082/";
@@ -1017,12 +1015,7 @@ async fn malformed_login_posts_are_4xx() {
 async fn sso_reuse_honours_prompt_login_and_max_age_and_keeps_the_session_alive() {
     let server = attack_server().await;
     let mut browser = Browser::new();
-    let (code, verifier) = login(&server, &mut browser).await;
-    let tokens = redeem_ok(&server, &code, &verifier).await;
-    let sid = crate::code_flow::jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sid = login_and_sid(&server, &mut browser).await;
     for extra in ["&prompt=login", "&prompt=select_account", "&max_age=0"] {
         let res = open_demo_login_response(&server, &mut browser, extra).await;
         assert_eq!(res.status(), 200, "{extra}");
@@ -1058,33 +1051,10 @@ async fn sso_reuse_honours_prompt_login_and_max_age_and_keeps_the_session_alive(
 async fn the_sso_session_of_a_disabled_user_does_not_answer() {
     let server = attack_server().await;
     let mut browser = Browser::new();
-    let (code, verifier) = login(&server, &mut browser).await;
-    let tokens = redeem_ok(&server, &code, &verifier).await;
-    let sid = crate::code_flow::jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sid = login_and_sid(&server, &mut browser).await;
     assert!(has_session(&server, &mut browser).await);
 
-    let set_enabled = |enabled: bool| {
-        let store = server.store.clone();
-        async move {
-            let mut alice = store
-                .find_user_by_username("demo", "alice")
-                .await
-                .unwrap()
-                .unwrap();
-            alice.enabled = enabled;
-            store
-                .apply_import(&pforte_core::store::RealmImport {
-                    users: vec![alice],
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-        }
-    };
-    set_enabled(false).await;
+    set_alice_enabled(&server, false).await;
     assert!(
         !has_session(&server, &mut browser).await,
         "prompt=none must answer login_required for a disabled user"
@@ -1101,11 +1071,26 @@ async fn the_sso_session_of_a_disabled_user_does_not_answer() {
     assert!(res.text().await.unwrap().contains(INVALID_EN));
 
     // Enabled again, the user logs in anew (the old session stays ended).
-    set_enabled(true).await;
+    set_alice_enabled(&server, true).await;
     assert!(!has_session(&server, &mut browser).await);
     let (code, verifier) = login(&server, &mut browser).await;
     redeem_ok(&server, &code, &verifier).await;
     assert!(has_session(&server, &mut browser).await);
+}
+
+/// Logs alice in with `browser` and redeems the code: demo-app's tokens.
+async fn login_tokens(server: &TestServer, browser: &mut Browser) -> Value {
+    let (code, verifier) = login(server, browser).await;
+    redeem_ok(server, &code, &verifier).await
+}
+
+/// Logs alice in with `browser`, redeems the code and returns the SSO session's id.
+async fn login_and_sid(server: &TestServer, browser: &mut Browser) -> String {
+    let tokens = login_tokens(server, browser).await;
+    crate::code_flow::jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn open_demo_login_response(

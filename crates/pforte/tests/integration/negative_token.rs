@@ -358,21 +358,7 @@ async fn tokens_of_an_ended_session_or_a_disabled_user_are_inactive() {
     let (at, rt) = (s(&tokens["access_token"]), s(&tokens["refresh_token"]));
     assert_active(&server, at, true).await;
     assert_eq!(introspect_as_conf_app(&server, rt).await["active"], true);
-    let mut alice = server
-        .store
-        .find_user_by_username("demo", "alice")
-        .await
-        .unwrap()
-        .unwrap();
-    alice.enabled = false;
-    server
-        .store
-        .apply_import(&pforte_core::store::RealmImport {
-            users: vec![alice],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    crate::negative_authorize::set_alice_enabled(&server, false).await;
     assert_active(&server, at, false).await;
     assert_eq!(introspect_as_conf_app(&server, rt).await["active"], false);
 }
@@ -638,6 +624,20 @@ async fn client_credentials_works_for_a_service_account_client() {
     assert_eq!(claims["client_id"], EXCHANGE_CLIENT);
 }
 
+/// The claims of a client_credentials access token of the exchange client.
+async fn service_account_token_claims(server: &TestServer) -> Value {
+    let res = post_form_basic(
+        &token_url(server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    crate::code_flow::jwt_claims(s(&body["access_token"]))
+}
+
 /// A realm exported from Keycloak carries each service account's user
 /// (`service-account-<client>`, `serviceAccountClientId`): its id is the `sub` and its
 /// realm roles the `realm_access` of the client's tokens, as in Keycloak, so that APIs keep
@@ -664,16 +664,7 @@ async fn client_credentials_names_keycloaks_service_account_user() {
         ..Default::default()
     })
     .await;
-    let res = post_form_basic(
-        &token_url(&server),
-        EXCHANGE_CLIENT,
-        EXCHANGE_SECRET,
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
-    let (status, body) = status_json(res).await;
-    assert_eq!(status, 200, "{body}");
-    let claims = crate::code_flow::jwt_claims(s(&body["access_token"]));
+    let claims = service_account_token_claims(&server).await;
     assert_eq!(claims["sub"], SA_ID, "{claims}");
     assert_eq!(
         claims["preferred_username"],
@@ -685,16 +676,7 @@ async fn client_credentials_names_keycloaks_service_account_user() {
     );
 
     // Without that user in the file, the subject is pforte's stable stand-in, no roles.
-    let server = attack_server().await;
-    let res = post_form_basic(
-        &token_url(&server),
-        EXCHANGE_CLIENT,
-        EXCHANGE_SECRET,
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
-    let (_, body) = status_json(res).await;
-    let claims = crate::code_flow::jwt_claims(s(&body["access_token"]));
+    let claims = service_account_token_claims(&attack_server().await).await;
     assert_ne!(claims["sub"], SA_ID);
     assert!(claims.get("realm_access").is_none(), "{claims}");
 }
