@@ -473,6 +473,17 @@ fn client_credentials(
             "client_credentials is not enabled for this client (serviceAccountsEnabled)",
         ));
     }
+    if client
+        .service_account_user
+        .as_ref()
+        .is_some_and(|sa| sa.disabled)
+    {
+        // Disabling the service-account user stops the client, as in Keycloak.
+        return Err(OAuthError::invalid_request(format!(
+            "User 'service-account-{}' disabled",
+            client.client_id
+        )));
+    }
     let granted = scope::grant(client, bounded("scope", req.scope.as_deref())?);
     // No ID token without an end-user: drop `openid`.
     let granted = granted

@@ -41,6 +41,10 @@ pub struct PreparedImport {
     import: RealmImport,
 }
 
+/// Prepares one file against what is stored, or, when `after` is a file of the same realm
+/// prepared before it (Keycloak's directory export: the realm file, then its users files),
+/// against the state that file will leave: its realm, and the stored users with its users
+/// on top. So all the files of an import can be checked before the first is written.
 pub async fn prepare_import<S: Store>(
     store: &S,
     bytes: &[u8],
@@ -48,6 +52,7 @@ pub async fn prepare_import<S: Store>(
     now: Timestamp,
     cost: PasswordCost,
     rng: &dyn Rng,
+    after: Option<&PreparedImport>,
 ) -> Result<PreparedImport, ImportFailure> {
     let store_err = |error| ImportFailure::Store {
         source_name: source.to_owned(),
@@ -56,22 +61,55 @@ pub async fn prepare_import<S: Store>(
     let parsed = representation::parse_realm(bytes, source)?;
     representation::validate(&parsed)?;
     let name = parsed.rep.realm.clone().unwrap_or_default();
-    let existing_realm = store.get_realm(&name).await.map_err(store_err)?;
-    let existing_users = store.list_users(&name).await.map_err(store_err)?;
-    let import = representation::to_import(
+    let after = after.filter(|a| a.realm == name);
+    let existing_realm = match after.and_then(|a| a.import.realm.clone()) {
+        Some(r) => Some(r),
+        None => store
+            .get_realm(&name)
+            .await
+            .map_err(store_err)?
+            .map(|r| (*r).clone()),
+    };
+    let mut existing_users = store.list_users(&name).await.map_err(store_err)?;
+    if let Some(a) = after {
+        existing_users.retain(|u| !a.import.users.iter().any(|n| n.id == u.id));
+        existing_users.extend(a.import.users.iter().cloned());
+    }
+    let mut import = representation::to_import(
         &parsed,
-        existing_realm.as_deref(),
+        existing_realm.as_ref(),
         &existing_users,
         now,
         cost,
         rng,
     )?;
+    if let Some(a) = after
+        && import.clients.is_empty()
+    {
+        // A users file after the realm file: its service-account users belong to the
+        // clients the realm file brings.
+        let mut clients = a.import.clients.clone();
+        representation::link_service_accounts(&mut clients, &import.users, &existing_users);
+        if clients != a.import.clients {
+            import.clients = clients;
+        }
+    }
     Ok(PreparedImport {
         realm: name,
         source: source.to_owned(),
         warnings: parsed.warnings,
         import,
     })
+}
+
+/// The realm a file names (`"realm"` at the top level), without validating anything else:
+/// which earlier file of the same import it builds on.
+pub fn realm_name(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        realm: Option<String>,
+    }
+    serde_json::from_slice::<Named>(bytes).ok()?.realm
 }
 
 /// Writes a prepared file, in one transaction.

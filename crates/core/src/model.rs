@@ -107,6 +107,9 @@ pub struct Client {
 pub struct ServiceAccountUser {
     pub id: String,
     pub realm_roles: Vec<String>,
+    /// The user is disabled: Keycloak then refuses the client's client_credentials grant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 #[cfg(test)]

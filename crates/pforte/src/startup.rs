@@ -93,8 +93,8 @@ fn import_error(e: &import::ImportFailure, written: &str) -> anyhow::Error {
 }
 
 /// Imports realm files (source name, content) all or nothing: every file is parsed,
-/// validated and converted before the first one is written, and no two may define the same
-/// realm (the later one would silently replace the earlier).
+/// validated and converted before the first one is written; files of one realm are applied
+/// in order, each prepared on top of the one before.
 async fn import_all(store: &AnyStore, files: &[(String, Vec<u8>)]) -> Result<()> {
     let rng = pforte_server::system_rng();
     let now = now();
@@ -104,18 +104,24 @@ async fn import_all(store: &AnyStore, files: &[(String, Vec<u8>)]) -> Result<()>
     };
     let mut prepared: Vec<import::PreparedImport> = Vec::with_capacity(files.len());
     for (source, bytes) in files {
-        let file =
-            import::prepare_import(store, bytes, source, now, PasswordCost::PRODUCTION, &*rng)
-                .await
-                .map_err(|e| import_error(&e, nothing))?;
-        if let Some(earlier) = prepared.iter().find(|p| p.realm == file.realm) {
-            bail!(
-                "realm '{}' is defined by both {} and {}\n  fix: import one file per realm; {nothing}",
-                file.realm,
-                earlier.source,
-                file.source
-            );
-        }
+        // A later file of a realm (Keycloak's directory export: the realm file, then its
+        // users files) is prepared on top of the earlier one.
+        let name = import::realm_name(bytes);
+        let after = prepared
+            .iter()
+            .rev()
+            .find(|p| Some(&p.realm) == name.as_ref());
+        let file = import::prepare_import(
+            store,
+            bytes,
+            source,
+            now,
+            PasswordCost::PRODUCTION,
+            &*rng,
+            after,
+        )
+        .await
+        .map_err(|e| import_error(&e, nothing))?;
         for warning in &file.warnings {
             tracing::warn!("{warning}");
         }

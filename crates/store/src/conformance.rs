@@ -166,6 +166,7 @@ pub fn client(realm: &str, client_id: &str) -> Client {
         service_account_user: Some(ServiceAccountUser {
             id: format!("sa-{client_id}"),
             realm_roles: vec!["api".into()],
+            disabled: false,
         }),
     }
 }

@@ -78,22 +78,33 @@ pub fn to_import(
         }
         None => Vec::new(),
     };
-    // A client's service-account user: from the file, else as stored.
-    for client in &mut clients {
-        client.service_account_user = users
-            .iter()
-            .chain(existing.iter().copied())
-            .find(|u| u.service_account_client_id.as_deref() == Some(&*client.client_id))
-            .map(|u| ServiceAccountUser {
-                id: u.id.clone(),
-                realm_roles: u.realm_roles.clone(),
-            });
-    }
+    let stored: Vec<User> = existing.iter().map(|u| (*u).clone()).collect();
+    link_service_accounts(&mut clients, &users, &stored);
     Ok(RealmImport {
         realm: Some(realm),
         clients,
         users,
     })
+}
+
+/// Copies each client's service-account user (the user whose `serviceAccountClientId`
+/// names it) onto the client: from `users` (a file's), else from `stored` — leaving out
+/// stored users the file redefines, whose stored link may be outdated.
+pub fn link_service_accounts(clients: &mut [Client], users: &[User], stored: &[User]) {
+    let current = stored
+        .iter()
+        .filter(|s| !users.iter().any(|u| u.id == s.id));
+    let candidates: Vec<&User> = users.iter().chain(current).collect();
+    for client in clients {
+        client.service_account_user = candidates
+            .iter()
+            .find(|u| u.service_account_client_id.as_deref() == Some(&*client.client_id))
+            .map(|u| ServiceAccountUser {
+                id: u.id.clone(),
+                realm_roles: u.realm_roles.clone(),
+                disabled: !u.enabled,
+            });
+    }
 }
 
 /// The file's text when given (an empty string clears it), else the stored one.
@@ -267,6 +278,15 @@ fn convert_users(
             .iter()
             .flatten()
             .find_map(keycloak::password_value);
+        if password.is_some() && u.service_account_client_id.is_some() {
+            // Its tokens would carry this user's `sub` and roles: a person who can log in
+            // must not be one.
+            problems.push(Problem::new(
+                format!("users[{i}]"),
+                "a service-account user (serviceAccountClientId) cannot have a password",
+            ));
+            continue;
+        }
         let password_hash = match (password, base.password_hash) {
             // Rehashing would change the stored record on every import of the same file.
             (Some(pw), Some(stored)) if verify_password(pw, &stored) => Some(stored),

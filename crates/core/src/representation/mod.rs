@@ -25,7 +25,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use convert::to_import;
+pub use convert::{link_service_accounts, to_import};
 pub use error::{ImportError, Problem};
 pub use export::{export_client, export_realm, export_user};
 pub use parse::{ParsedRealm, parse_realm};

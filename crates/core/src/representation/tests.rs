@@ -396,6 +396,7 @@ fn a_service_account_user_is_linked_to_its_client() {
     let expected = crate::model::ServiceAccountUser {
         id: "8f0e4c1a-6a0b-4f7e-9a51-0d3c2b1a0003".into(),
         realm_roles: user.realm_roles.clone(),
+        disabled: false,
     };
     assert!(expected.realm_roles.contains(&"app-admin".to_owned()));
     assert_eq!(linked(&first), Some(expected.clone()));
@@ -406,6 +407,63 @@ fn a_service_account_user_is_linked_to_its_client() {
     doc.as_object_mut().unwrap().remove("users");
     let clients_only = reimport(&parse(&doc.to_string()), &first);
     assert_eq!(linked(&clients_only), Some(expected));
+}
+
+/// The file's users decide a client's service-account user; a stored user the file
+/// redefines no longer counts with its stored link. A service-account user with a
+/// password is refused: its `sub` and roles would go into the client's tokens.
+#[test]
+fn service_account_links_follow_the_file() {
+    let client = |id: &str| crate::model::Client {
+        client_id: id.into(),
+        ..export_client_fixture()
+    };
+    let user = |id: &str, sa_for: Option<&str>| User {
+        service_account_client_id: sa_for.map(Into::into),
+        ..User::new(id, "demo", format!("user-{id}"), NOW)
+    };
+    let mut clients = vec![client("a"), client("b")];
+    // Stored: s links to a. The file moves s to b.
+    link_service_accounts(
+        &mut clients,
+        &[user("s", Some("b"))],
+        &[user("s", Some("a")), user("t", None)],
+    );
+    assert_eq!(clients[0].service_account_user, None);
+    assert_eq!(clients[1].service_account_user.as_ref().unwrap().id, "s");
+    // Only stored users: they count.
+    link_service_accounts(&mut clients, &[], &[user("s", Some("a"))]);
+    assert_eq!(clients[0].service_account_user.as_ref().unwrap().id, "s");
+    assert_eq!(clients[1].service_account_user, None);
+
+    let doc = json!({
+        "realm": "demo",
+        "users": [{
+            "username": "service-account-x",
+            "serviceAccountClientId": "x",
+            "credentials": [{ "type": "password", "value": "secret" }]
+        }]
+    });
+    let err = to_import(
+        &parse(&doc.to_string()),
+        None,
+        &[],
+        NOW,
+        PasswordCost::MINIMUM,
+        &CountingRng::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.to_string().contains("service-account user")),
+        "{err:?}"
+    );
+}
+
+/// A client of the Keycloak export, converted.
+fn export_client_fixture() -> crate::model::Client {
+    import(&parse(EXPORT), None, &[]).clients[0].clone()
 }
 
 #[test]

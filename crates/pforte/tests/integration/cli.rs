@@ -172,8 +172,9 @@ fn bad_realm_json_names_file_and_path_and_writes_nothing() {
     assert!(err.contains("clients[0]"), "{err}");
 }
 
-/// Several files in one import are all or nothing: a bad file, or two files for one realm,
-/// and none of them is written, not even those before it in name order.
+/// Several files in one import are all or nothing: a bad file and none of them is written,
+/// not even those before it in name order. Files of one realm — Keycloak's directory
+/// export, the realm file and then its users files — build on each other.
 #[test]
 fn folder_import_is_all_or_nothing() {
     let dir = temp_path("folder");
@@ -182,47 +183,64 @@ fn folder_import_is_all_or_nothing() {
     let exists = |realm: &str| run(&["export", "--realm", realm], &env).status.success();
 
     let realms = dir.join("realms");
-    write(&realms.join("a-good.json"), r#"{"realm":"good"}"#);
     write(
-        &realms.join("b-bad.json"),
-        r#"{"realm":"bad","clients":[{"clientId":"a","publicClient":"yes"}]}"#,
+        &realms.join("good-realm.json"),
+        r#"{"realm":"good","roles":{"realm":[{"name":"reader"}]}}"#,
+    );
+    // A users file whose user holds a role only the realm file defines.
+    write(
+        &realms.join("good-users-0.json"),
+        r#"{"realm":"good","users":[{"username":"uma","realmRoles":["reader"]}]}"#,
+    );
+    write(
+        &realms.join("other-bad.json"),
+        r#"{"realm":"other","clients":[{"clientId":"a","publicClient":"yes"}]}"#,
     );
     let out = run(&["import", realms.to_str().unwrap()], &env);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("b-bad.json"), "{err}");
+    assert!(err.contains("other-bad.json"), "{err}");
     assert!(err.contains("nothing of the files was written"), "{err}");
     assert!(
         !exists("good"),
-        "the valid file before the bad one was written"
+        "the valid files before the bad one were written"
     );
-
-    // Two files for one realm: the second would silently replace the first.
-    std::fs::remove_file(realms.join("b-bad.json")).unwrap();
-    write(
-        &realms.join("c-again.json"),
-        r#"{"realm":"good","displayName":"Again"}"#,
-    );
-    let out = run(&["import", realms.to_str().unwrap()], &env);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("a-good.json") && err.contains("c-again.json") && err.contains("'good'"),
-        "{err}"
-    );
-    assert!(!exists("good"));
 
     // The same through `serve --import`, which must not start.
     let out = run(&["serve", "--import", realms.to_str().unwrap()], &env);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("c-again.json"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("other-bad.json"), "{}", stderr(&out));
     assert!(!exists("good"));
 
-    // A folder of valid files, one realm each, is imported whole.
-    write(&realms.join("c-again.json"), r#"{"realm":"other"}"#);
+    // A users file that is bad on its own (a role nobody defines) stops the realm file too.
+    std::fs::remove_file(realms.join("other-bad.json")).unwrap();
+    write(
+        &realms.join("good-users-1.json"),
+        r#"{"realm":"good","users":[{"username":"ulf","realmRoles":["writer"]}]}"#,
+    );
+    let out = run(&["import", realms.to_str().unwrap()], &env);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("good-users-1.json"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!exists("good"));
+
+    // Valid files are imported whole, each realm's in order.
+    std::fs::remove_file(realms.join("good-users-1.json")).unwrap();
     let out = run(&["import", realms.to_str().unwrap()], &env);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(exists("good") && exists("other"));
+    let export = run(&["export", "--realm", "good"], &env);
+    assert!(export.status.success(), "{}", stderr(&export));
+    let realm: Value = serde_json::from_slice(&export.stdout).unwrap();
+    let uma = realm["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "uma")
+        .expect("the users file's user");
+    assert_eq!(uma["realmRoles"], serde_json::json!(["reader"]));
 }
 
 #[test]

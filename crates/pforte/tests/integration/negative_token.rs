@@ -675,6 +675,23 @@ async fn client_credentials_names_keycloaks_service_account_user() {
         serde_json::json!(["patient"])
     );
 
+    // Disabling the service-account user stops the client, as in Keycloak.
+    realm["users"].as_array_mut().unwrap().last_mut().unwrap()["enabled"] = false.into();
+    let server = TestServer::start_with(TestServerOptions {
+        realms: vec![realm.to_string()],
+        ..Default::default()
+    })
+    .await;
+    let res = post_form_basic(
+        &token_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let body = assert_oauth_error(res, 400, "invalid_request").await;
+    assert!(body.get("access_token").is_none());
+
     // Without that user in the file, the subject is pforte's stable stand-in, no roles.
     let claims = service_account_token_claims(&attack_server().await).await;
     assert_ne!(claims["sub"], SA_ID);
