@@ -34,6 +34,19 @@ fn reimport(parsed: &ParsedRealm, before: &RealmImport) -> RealmImport {
     import(parsed, before.realm.as_ref(), &before.users)
 }
 
+/// What `to_import` refuses `doc` with, as a new realm.
+fn import_problems(doc: &Value) -> ImportError {
+    to_import(
+        &parse(&doc.to_string()),
+        None,
+        &[],
+        NOW,
+        PasswordCost::MINIMUM,
+        &CountingRng::default(),
+    )
+    .unwrap_err()
+}
+
 /// The problems `validate` finds in `doc`.
 fn problems(doc: Value) -> Vec<Problem> {
     validate(&parse(&doc.to_string())).unwrap_err().problems
@@ -354,15 +367,7 @@ fn three_problems_are_all_reported() {
         "{shown}"
     );
     // to_import refuses the same file with the same problems.
-    let again = to_import(
-        &parse(&doc.to_string()),
-        None,
-        &[],
-        NOW,
-        PasswordCost::MINIMUM,
-        &CountingRng::default(),
-    )
-    .unwrap_err();
+    let again = import_problems(&doc);
     assert_eq!(again, e);
 }
 
@@ -444,15 +449,7 @@ fn service_account_links_follow_the_file() {
             "credentials": [{ "type": "password", "value": "secret" }]
         }]
     });
-    let err = to_import(
-        &parse(&doc.to_string()),
-        None,
-        &[],
-        NOW,
-        PasswordCost::MINIMUM,
-        &CountingRng::default(),
-    )
-    .unwrap_err();
+    let err = import_problems(&doc);
     assert!(
         err.problems
             .iter()
