@@ -87,12 +87,11 @@ pub async fn prepare_import<S: Store>(
         && import.clients.is_empty()
     {
         // A users file after the realm file: its service-account users belong to the
-        // clients the realm file brings.
+        // clients the realm file brings. The clients travel on down the chain (written
+        // again, unchanged but for the links), so that a later users file finds them too.
         let mut clients = a.import.clients.clone();
         representation::link_service_accounts(&mut clients, &import.users, &existing_users);
-        if clients != a.import.clients {
-            import.clients = clients;
-        }
+        import.clients = clients;
     }
     Ok(PreparedImport {
         realm: name,

@@ -243,6 +243,57 @@ fn folder_import_is_all_or_nothing() {
     assert_eq!(uma["realmRoles"], serde_json::json!(["reader"]));
 }
 
+/// Keycloak's directory export puts a client's service-account user in one of several
+/// users files: imported together with the realm file, it still becomes the `sub` of the
+/// client's tokens, whichever users file holds it.
+#[test]
+fn a_service_account_user_from_a_later_users_file_names_the_clients_tokens() {
+    let dir = temp_path("sa-split");
+    let db_url = format!("sqlite://{}", dir.join("p.db").display());
+    let data = dir.join("data");
+    let env = [
+        ("PFORTE_DATABASE_URL", db_url.as_str()),
+        ("PFORTE_DATA_DIR", data.to_str().unwrap()),
+    ];
+    let realms = dir.join("realms");
+    write(
+        &realms.join("svc-realm.json"),
+        r#"{"realm":"svc","clients":[{"clientId":"machine","secret":"s3cret","publicClient":false,
+            "standardFlowEnabled":false,"serviceAccountsEnabled":true}]}"#,
+    );
+    write(
+        &realms.join("svc-users-0.json"),
+        r#"{"realm":"svc","users":[{"username":"ann"}]}"#,
+    );
+    write(
+        &realms.join("svc-users-1.json"),
+        r#"{"realm":"svc","users":[{"id":"7d3f0c1e-1111-4222-8333-944455556666",
+            "username":"service-account-machine","serviceAccountClientId":"machine"}]}"#,
+    );
+    let out = run(&["import", realms.to_str().unwrap()], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let node = PforteProcess::spawn(&pforte_bin(), &[], &env);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body: Value = rt.block_on(async {
+        http_client()
+            .post(node.url("/realms/svc/protocol/openid-connect/token"))
+            .basic_auth("machine", Some("s3cret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let claims = crate::code_flow::jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(
+        claims["sub"], "7d3f0c1e-1111-4222-8333-944455556666",
+        "{claims}"
+    );
+}
+
 #[test]
 fn import_is_idempotent_and_updates_what_changed() {
     let dir = temp_path("idem");
