@@ -441,29 +441,25 @@ pub async fn start<S: Store>(
                 .max_age
                 .is_none_or(|max| max > 0 && now - s.auth_time <= max)
     });
-    // A session answers only for a user who may still log in: a disabled or deleted user's
-    // session would hand out codes the token endpoint refuses, and with prompt=none the app
-    // could never send the user to the login page again. Such a session is over.
-    let usable = match usable {
-        Some(s) => match store.get_user(&realm.name, &s.user_id).await? {
-            Some(u) if u.enabled => Some(s),
-            _ => {
-                store.delete_session(&s.id).await?;
-                None
-            }
-        },
-        None => None,
-    };
     if let Some(s) = usable {
-        // Using the session is activity: without this, a user moving between applications
-        // by redirect (or an app renewing silently with prompt=none) would hit the idle
-        // timeout counted from the login, however active.
-        if session::needs_touch(&s, now) {
-            store.touch_session(&s.id, now).await?;
+        // A session answers only for a user who may still log in: a disabled or deleted
+        // user's session would hand out codes the token endpoint refuses, and with
+        // prompt=none the app could never send the user to the login page again. Such a
+        // session is over, and the request goes on as without one.
+        let user = store.get_user(&realm.name, &s.user_id).await?;
+        if !user.is_some_and(|u| u.enabled) {
+            store.delete_session(&s.id).await?;
+        } else {
+            // Using the session is activity: without this, a user moving between
+            // applications by redirect (or an app renewing silently with prompt=none) would
+            // hit the idle timeout counted from the login, however active.
+            if session::needs_touch(&s, now) {
+                store.touch_session(&s.id, now).await?;
+            }
+            return Ok(Next::Respond(
+                issue_code(store, realm, issuer, &req, &s, now, rng).await?,
+            ));
         }
-        return Ok(Next::Respond(
-            issue_code(store, realm, issuer, &req, &s, now, rng).await?,
-        ));
     }
     if req.prompt_none {
         return Ok(Next::Respond(error_response(

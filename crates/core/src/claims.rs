@@ -57,13 +57,15 @@ fn standard_claims<'a>(
         emit("email", Claim::from(email.as_str()));
         emit("email_verified", Claim::Bool(user.email_verified));
     }
-    // Keycloak's realm-roles mapper adds nothing for a user without realm roles.
-    if target == Target::AccessToken
-        && scope::contains(granted, "roles")
-        && !user.realm_roles.is_empty()
-    {
+    if target == Target::AccessToken && releases_realm_roles(granted, &user.realm_roles) {
         emit("realm_access", Claim::RealmAccess(&user.realm_roles));
     }
+}
+
+/// Whether an access token under `granted` carries `realm_access` for these roles: with the
+/// `roles` scope, and (as Keycloak's realm-roles mapper) only when there is a role at all.
+pub fn releases_realm_roles(granted: &str, roles: &[String]) -> bool {
+    scope::contains(granted, "roles") && !roles.is_empty()
 }
 
 /// The user's claims for `target` under `scope`.

@@ -41,10 +41,11 @@ pub struct PreparedImport {
     import: RealmImport,
 }
 
-/// Prepares one file against what is stored, or, when `after` is a file of the same realm
-/// prepared before it (Keycloak's directory export: the realm file, then its users files),
-/// against the state that file will leave: its realm, and the stored users with its users
-/// on top. So all the files of an import can be checked before the first is written.
+/// Prepares one file against what is stored, or, when `earlier` (the files of the same
+/// import prepared before it) holds a file of the same realm (Keycloak's directory export:
+/// the realm file, then its users files), against the state the last of those will leave:
+/// its realm, and the stored users with its users on top. So all the files of an import
+/// can be checked before the first is written.
 pub async fn prepare_import<S: Store>(
     store: &S,
     bytes: &[u8],
@@ -52,7 +53,7 @@ pub async fn prepare_import<S: Store>(
     now: Timestamp,
     cost: PasswordCost,
     rng: &dyn Rng,
-    after: Option<&PreparedImport>,
+    earlier: &[PreparedImport],
 ) -> Result<PreparedImport, ImportFailure> {
     let store_err = |error| ImportFailure::Store {
         source_name: source.to_owned(),
@@ -61,7 +62,7 @@ pub async fn prepare_import<S: Store>(
     let parsed = representation::parse_realm(bytes, source)?;
     representation::validate(&parsed)?;
     let name = parsed.rep.realm.clone().unwrap_or_default();
-    let after = after.filter(|a| a.realm == name);
+    let after = earlier.iter().rev().find(|a| a.realm == name);
     let existing_realm = match after.and_then(|a| a.import.realm.clone()) {
         Some(r) => Some(r),
         None => store
@@ -99,16 +100,6 @@ pub async fn prepare_import<S: Store>(
         warnings: parsed.warnings,
         import,
     })
-}
-
-/// The realm a file names (`"realm"` at the top level), without validating anything else:
-/// which earlier file of the same import it builds on.
-pub fn realm_name(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Named {
-        realm: Option<String>,
-    }
-    serde_json::from_slice::<Named>(bytes).ok()?.realm
 }
 
 /// Writes a prepared file, in one transaction.

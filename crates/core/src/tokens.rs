@@ -216,8 +216,7 @@ pub fn access_token(
                 format!("service-account-{}", cl.client_id),
             );
             if let Some(sa) = &cl.service_account_user
-                && scope::contains(scope, "roles")
-                && !sa.realm_roles.is_empty()
+                && claims::releases_realm_roles(scope, &sa.realm_roles)
             {
                 c.add("realm_access", Claim::RealmAccess(&sa.realm_roles));
             }

@@ -105,12 +105,7 @@ async fn import_all(store: &AnyStore, files: &[(String, Vec<u8>)]) -> Result<()>
     let mut prepared: Vec<import::PreparedImport> = Vec::with_capacity(files.len());
     for (source, bytes) in files {
         // A later file of a realm (Keycloak's directory export: the realm file, then its
-        // users files) is prepared on top of the earlier one.
-        let name = import::realm_name(bytes);
-        let after = prepared
-            .iter()
-            .rev()
-            .find(|p| Some(&p.realm) == name.as_ref());
+        // users files) is prepared on top of the earlier ones.
         let file = import::prepare_import(
             store,
             bytes,
@@ -118,7 +113,7 @@ async fn import_all(store: &AnyStore, files: &[(String, Vec<u8>)]) -> Result<()>
             now,
             PasswordCost::PRODUCTION,
             &*rng,
-            after,
+            &prepared,
         )
         .await
         .map_err(|e| import_error(&e, nothing))?;

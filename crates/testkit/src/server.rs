@@ -65,7 +65,7 @@ impl TestServer {
                 now(),
                 PasswordCost::MINIMUM,
                 &*rng,
-                None,
+                &[],
             )
             .await
             .unwrap();

@@ -78,8 +78,7 @@ pub fn to_import(
         }
         None => Vec::new(),
     };
-    let stored: Vec<User> = existing.iter().map(|u| (*u).clone()).collect();
-    link_service_accounts(&mut clients, &users, &stored);
+    link_service_accounts(&mut clients, &users, existing.iter().copied());
     Ok(RealmImport {
         realm: Some(realm),
         clients,
@@ -90,9 +89,13 @@ pub fn to_import(
 /// Copies each client's service-account user (the user whose `serviceAccountClientId`
 /// names it) onto the client: from `users` (a file's), else from `stored` — leaving out
 /// stored users the file redefines, whose stored link may be outdated.
-pub fn link_service_accounts(clients: &mut [Client], users: &[User], stored: &[User]) {
+pub fn link_service_accounts<'a>(
+    clients: &mut [Client],
+    users: &'a [User],
+    stored: impl IntoIterator<Item = &'a User>,
+) {
     let current = stored
-        .iter()
+        .into_iter()
         .filter(|s| !users.iter().any(|u| u.id == s.id));
     let candidates: Vec<&User> = users.iter().chain(current).collect();
     for client in clients {
