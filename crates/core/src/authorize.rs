@@ -534,3 +534,206 @@ pub async fn issue_code<S: Store>(
         params,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISS: &str = "https://id.example/realms/r";
+    const CB: &str = "https://app.example/cb";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn client() -> Client {
+        Client {
+            redirect_uris: vec![
+                CB.into(),
+                "http://127.0.0.1/native".into(),
+                "http://[::1]/v6".into(),
+            ],
+            ..Client::test_public()
+        }
+    }
+
+    fn params(extra: &[(&str, &str)]) -> AuthorizeParams {
+        let mut query = vec![
+            ("client_id", "c"),
+            ("redirect_uri", CB),
+            ("response_type", "code"),
+            ("state", "s"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        for (k, v) in extra {
+            query.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                query.push((k, v));
+            }
+        }
+        let mut p = AuthorizeParams::default();
+        for (k, v) in query {
+            let v = Some(v.to_owned());
+            match k {
+                "client_id" => p.client_id = v,
+                "redirect_uri" => p.redirect_uri = v,
+                "response_type" => p.response_type = v,
+                "response_mode" => p.response_mode = v,
+                "state" => p.state = v,
+                "code_challenge" => p.code_challenge = v,
+                "code_challenge_method" => p.code_challenge_method = v,
+                "prompt" => p.prompt = v,
+                "max_age" => p.max_age = v,
+                "acr_values" => p.acr_values = v,
+                "request" => p.request = v,
+                "request_uri" => p.request_uri = v,
+                other => panic!("unknown parameter {other}"),
+            }
+        }
+        p
+    }
+
+    /// The error a refused request is answered with: `Page(message)` or the redirect's
+    /// `error` (after checking that the redirect carries `state` and `iss`).
+    fn refusal(client: &Client, extra: &[(&str, &str)]) -> String {
+        match validate(ISS, Some(client), &params(extra)) {
+            Ok(r) => panic!("accepted: {r:?}"),
+            Err(AuthorizeError::Page(m)) => format!("page: {m}"),
+            Err(AuthorizeError::Redirect(r)) => {
+                let get = |k: &str| {
+                    r.params
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.as_str())
+                };
+                assert_eq!(get("iss"), Some(ISS), "{r:?}");
+                assert_eq!(r.redirect_uri, CB);
+                get("error").unwrap_or_default().to_owned()
+            }
+        }
+    }
+
+    #[test]
+    fn untrusted_clients_and_redirect_uris_get_a_page() {
+        let disabled = Client {
+            enabled: false,
+            ..client()
+        };
+        assert_eq!(refusal(&disabled, &[]), "page: Client not found: c");
+        assert!(matches!(
+            validate(ISS, None, &params(&[])),
+            Err(AuthorizeError::Page(_))
+        ));
+        for uri in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://APP.example/cb",
+            "http://127.0.0.1:8080/other",
+        ] {
+            assert_eq!(
+                refusal(&client(), &[("redirect_uri", uri)]),
+                "page: Invalid parameter: redirect_uri",
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_ports_vary_for_public_clients_only() {
+        for uri in ["http://127.0.0.1:53123/native", "http://[::1]:8080/v6"] {
+            let ok = validate(ISS, Some(&client()), &params(&[("redirect_uri", uri)]));
+            assert!(ok.is_ok(), "{uri}: {ok:?}");
+        }
+        let confidential = Client {
+            public_client: false,
+            ..client()
+        };
+        assert_eq!(
+            refusal(
+                &confidential,
+                &[("redirect_uri", "http://127.0.0.1:53123/native")]
+            ),
+            "page: Invalid parameter: redirect_uri"
+        );
+        // The path must still match, and only IP literals count as loopback.
+        assert!(
+            validate(
+                ISS,
+                Some(&client()),
+                &params(&[("redirect_uri", "http://127.0.0.1:53123/other")])
+            )
+            .is_err()
+        );
+        assert!(
+            validate(
+                ISS,
+                Some(&client()),
+                &params(&[("redirect_uri", "http://localhost:53123/native")])
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn refusals_at_the_redirect_uri() {
+        let c = client();
+        for (extra, error) in [
+            (vec![("request", "eyJ...")], "request_not_supported"),
+            (
+                vec![("request_uri", "https://x/r")],
+                "request_uri_not_supported",
+            ),
+            (vec![("prompt", "none login")], "invalid_request"),
+            (vec![("max_age", "-1")], "invalid_request"),
+            (vec![("max_age", "ten")], "invalid_request"),
+            (
+                vec![("response_type", "token")],
+                "unsupported_response_type",
+            ),
+            (vec![("response_mode", "jwt")], "invalid_request"),
+            (vec![("code_challenge_method", "plain")], "invalid_request"),
+            (
+                vec![("code_challenge", ""), ("code_challenge_method", "")],
+                "invalid_request",
+            ),
+            (vec![("code_challenge", "short")], "invalid_request"),
+        ] {
+            assert_eq!(refusal(&c, &extra), error, "{extra:?}");
+        }
+        let no_flow = Client {
+            standard_flow_enabled: false,
+            ..client()
+        };
+        assert_eq!(refusal(&no_flow, &[]), "unauthorized_client");
+    }
+
+    #[test]
+    fn accepted_parameters_are_kept() {
+        let r = validate(
+            ISS,
+            Some(&client()),
+            &params(&[
+                ("acr_values", "gematik-ehealth-loa-high"),
+                ("max_age", "300"),
+                ("prompt", "login"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(r.acr_values.as_deref(), Some("gematik-ehealth-loa-high"));
+        assert_eq!(r.max_age, Some(300));
+        assert!(r.prompt_login && !r.prompt_none);
+        assert_eq!(r.state.as_deref(), Some("s"));
+        // A confidential client may leave PKCE out; if it sends S256, it is held to it.
+        let confidential = Client {
+            public_client: false,
+            ..client()
+        };
+        let r = validate(
+            ISS,
+            Some(&confidential),
+            &params(&[("code_challenge", ""), ("code_challenge_method", "")]),
+        )
+        .unwrap();
+        assert_eq!(r.code_challenge, None);
+        let r = validate(ISS, Some(&confidential), &params(&[])).unwrap();
+        assert_eq!(r.code_challenge.as_deref(), Some(CHALLENGE));
+    }
+}

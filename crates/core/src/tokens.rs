@@ -348,8 +348,22 @@ pub async fn active_access_token<S: Store>(
         .ok_or_else(|| {
             OAuthError::invalid_token("the client of this token no longer exists or is disabled")
         })?;
+    let grant_id = grant_of_jti(jti);
+    // A client's own token (client_credentials: no grant) lives only as long as the client
+    // may use that grant: the token endpoint's checks, repeated here.
+    if grant_id.is_none()
+        && (!client.service_accounts_enabled
+            || client
+                .service_account_user
+                .as_ref()
+                .is_some_and(|sa| sa.disabled))
+    {
+        return Err(OAuthError::invalid_token(
+            "the service account of this token is disabled",
+        ));
+    }
     let mut user = None;
-    if let Some(grant_id) = grant_of_jti(jti) {
+    if let Some(grant_id) = grant_id {
         let grant = match store.get_grant(grant_id).await? {
             Some(g) if !g.revoked => g,
             _ => {

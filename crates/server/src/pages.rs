@@ -73,8 +73,49 @@ pub fn texts(ui_locales: Option<&str>, headers: &HeaderMap) -> &'static Texts {
     headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').find_map(pick))
+        .and_then(|v| preferred(v, pick))
         .unwrap_or(&EN)
+}
+
+/// The language the `Accept-Language` header weighs highest among those `pick` knows
+/// (RFC 9110 §12.5.4): by `q` (default 1, `q=0` means "not this one"), the earlier entry
+/// on a tie.
+fn preferred(
+    header: &str,
+    pick: impl Fn(&str) -> Option<&'static Texts>,
+) -> Option<&'static Texts> {
+    let mut best: Option<(u16, &'static Texts)> = None;
+    for entry in header.split(',') {
+        let mut parts = entry.split(';');
+        let Some(texts) = parts.next().and_then(&pick) else {
+            continue;
+        };
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .map_or(Some(1000), quality);
+        let Some(q) = q.filter(|q| *q > 0) else {
+            continue;
+        };
+        if best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, texts));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+/// A `q` value in thousandths; `None` when it is not one.
+fn quality(v: &str) -> Option<u16> {
+    let v = v.trim();
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths: u16 = format!("{frac:0<3}").parse().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 #[derive(Template)]
@@ -234,4 +275,35 @@ pub fn logged_out(t: &Texts, rng: &dyn Rng) -> Response {
         style_nonce: &nonce,
     };
     html(StatusCode::OK, page.render(), csp(&nonce, ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lang(accept: &str, ui_locales: Option<&str>) -> &'static str {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_LANGUAGE, accept.parse().unwrap());
+        texts(ui_locales, &h).logout_button
+    }
+
+    #[test]
+    fn accept_language_is_weighed_by_q() {
+        let (de, en) = (DE.logout_button, EN.logout_button);
+        assert_eq!(lang("en;q=0.1, de;q=0.9", None), de);
+        assert_eq!(lang("de;q=0.5, en", None), en, "no q is 1");
+        assert_eq!(lang("de-DE,de;q=0.9,en;q=0.8", None), de);
+        assert_eq!(
+            lang("fr, de;q=0.2, en;q=0.1", None),
+            de,
+            "unknown ones skipped"
+        );
+        assert_eq!(lang("de;q=0, en;q=0.001", None), en, "q=0 is a refusal");
+        assert_eq!(lang("de;q=0", None), en, "nothing acceptable: English");
+        assert_eq!(lang("de;q=2, en;q=0.5", None), en, "a bad q is ignored");
+        assert_eq!(lang("en, de", None), en, "a tie keeps the order");
+        // ui_locales comes first, whatever the header says.
+        assert_eq!(lang("en;q=1", Some("de")), de);
+        assert_eq!(lang("de", Some("fr en")), en);
+    }
 }

@@ -281,7 +281,17 @@ fn convert_users(
             .iter()
             .flatten()
             .find_map(keycloak::password_value);
-        if password.is_some() && u.service_account_client_id.is_some() {
+        let service_account_client_id = u
+            .service_account_client_id
+            .clone()
+            .filter(|c| !c.is_empty())
+            .or(base.service_account_client_id);
+        // Judged on the user as it will be stored, this file merged onto what an earlier
+        // file or import left: a password from one and the link from the other make the
+        // same person-who-is-a-service.
+        if service_account_client_id.is_some()
+            && (password.is_some() || base.password_hash.is_some())
+        {
             // Its tokens would carry this user's `sub` and roles: a person who can log in
             // must not be one.
             problems.push(Problem::new(
@@ -325,11 +335,7 @@ fn convert_users(
             },
             password_hash,
             created_at: base.created_at,
-            service_account_client_id: u
-                .service_account_client_id
-                .clone()
-                .filter(|c| !c.is_empty())
-                .or(base.service_account_client_id),
+            service_account_client_id,
         });
     }
     problems.extend(conflicts_with_stored(&out, existing));

@@ -743,3 +743,65 @@ fn a_confidential_client_without_flows_still_needs_a_secret() {
         Some(&*hash_client_secret(secret))
     );
 }
+
+#[test]
+fn a_service_account_user_never_gets_a_password() {
+    const REFUSED: &str = "a service-account user (serviceAccountClientId) cannot have a password";
+    let refusal = |doc: &Value, before: &[User]| {
+        to_import(
+            &parse(&doc.to_string()),
+            None,
+            before,
+            NOW,
+            PasswordCost::MINIMUM,
+            &CountingRng::default(),
+        )
+        .err()
+        .map(|e| {
+            e.problems
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect::<Vec<_>>()
+        })
+    };
+    let expected = Some(vec![format!("users[0]: {REFUSED}")]);
+    let password = json!([{"type": "password", "value": "pw"}]);
+    // In one file.
+    let doc = json!({"realm": "demo", "users": [{"username": "service-account-backend",
+        "serviceAccountClientId": "backend", "credentials": password}]});
+    assert_eq!(refusal(&doc, &[]), expected);
+
+    // The link stored (Keycloak's users file came first), the password in a later file.
+    let linked = import(
+        &parse(
+            &json!({"realm": "demo", "users": [{"username": "service-account-backend",
+                "serviceAccountClientId": "backend"}]})
+            .to_string(),
+        ),
+        None,
+        &[],
+    );
+    let doc = json!({"realm": "demo", "users": [{"username": "service-account-backend",
+        "credentials": password}]});
+    assert_eq!(refusal(&doc, &linked.users), expected);
+
+    // The password stored, the link in a later file.
+    let person = import(
+        &parse(
+            &json!({"realm": "demo", "users": [{"username": "service-account-backend",
+                "credentials": password}]})
+            .to_string(),
+        ),
+        None,
+        &[],
+    );
+    assert!(person.users[0].password_hash.is_some());
+    let doc = json!({"realm": "demo", "users": [{"username": "service-account-backend",
+        "serviceAccountClientId": "backend"}]});
+    assert_eq!(refusal(&doc, &person.users), expected);
+
+    // Re-importing the linked user without credentials stays fine.
+    let doc = json!({"realm": "demo", "users": [{"username": "service-account-backend",
+        "enabled": true}]});
+    assert_eq!(refusal(&doc, &linked.users), None);
+}

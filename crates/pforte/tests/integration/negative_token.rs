@@ -100,9 +100,11 @@ async fn code_issued_to_another_client_is_refused() {
 #[tokio::test]
 async fn code_redeemed_with_another_redirect_uri_is_refused() {
     let server = attack_server().await;
-    let mut browser = Browser::new();
-    let (code, verifier) = login(&server, &mut browser).await;
     for redirect_uri in [None, Some("http://127.0.0.1:8082/other")] {
+        // A fresh code each time: a used one would be refused as reused before its
+        // redirect URI is ever compared.
+        let mut browser = Browser::new();
+        let (code, verifier) = login(&server, &mut browser).await;
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
@@ -112,6 +114,15 @@ async fn code_redeemed_with_another_redirect_uri_is_refused() {
         if let Some(r) = redirect_uri {
             form.push(("redirect_uri", r));
         }
+        let res = post_form(&token_url(&server), &form).await;
+        let body = assert_oauth_error(res, 400, "invalid_grant").await;
+        assert!(
+            s(&body["error_description"]).contains("redirect_uri"),
+            "{redirect_uri:?}: {body}"
+        );
+        // The refused attempt used the code up (RFC 6749 §4.1.2: at most once).
+        form.push(("redirect_uri", REDIRECT));
+        form.retain(|(k, v)| *k != "redirect_uri" || *v == REDIRECT);
         let res = post_form(&token_url(&server), &form).await;
         assert_oauth_error(res, 400, "invalid_grant").await;
     }
@@ -698,6 +709,58 @@ async fn client_credentials_names_keycloaks_service_account_user() {
     assert!(claims.get("realm_access").is_none(), "{claims}");
 }
 
+/// A client_credentials token lives only as long as the client may use the grant:
+/// switching service accounts off, or disabling the service-account user, makes the
+/// tokens it already has inactive, as the grant itself is refused from then on.
+#[tokio::test]
+async fn client_credentials_tokens_end_with_the_service_account() {
+    let server = attack_server().await;
+    let original = server
+        .store
+        .get_client("demo", EXCHANGE_CLIENT)
+        .await
+        .unwrap()
+        .unwrap();
+    for change in ["service accounts off", "service-account user disabled"] {
+        let res = post_form_basic(
+            &token_url(&server),
+            EXCHANGE_CLIENT,
+            EXCHANGE_SECRET,
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        let (status, body) = status_json(res).await;
+        assert_eq!(status, 200, "{body}");
+        let at = s(&body["access_token"]);
+        assert_active(&server, at, true).await;
+        let mut changed = (*original).clone();
+        match change {
+            "service accounts off" => changed.service_accounts_enabled = false,
+            _ => {
+                changed.service_account_user = Some(pforte_core::model::ServiceAccountUser {
+                    id: "sa".into(),
+                    realm_roles: vec![],
+                    disabled: true,
+                });
+            }
+        }
+        let import = |c| pforte_core::store::RealmImport {
+            clients: vec![c],
+            ..Default::default()
+        };
+        server.store.apply_import(&import(changed)).await.unwrap();
+        // Introspected by conf-app: the exchange client's own credentials are beside the point.
+        let info = introspect_as_conf_app(&server, at).await;
+        assert_eq!(info["active"], false, "{change}: {info}");
+        server
+            .store
+            .apply_import(&import((*original).clone()))
+            .await
+            .unwrap();
+        assert_active(&server, at, true).await;
+    }
+}
+
 #[tokio::test]
 async fn client_credentials_is_refused_for_a_public_client() {
     let server = attack_server().await;
@@ -761,6 +824,70 @@ async fn revoking_another_clients_token_is_refused() {
     assert_eq!(res.status(), 200);
     let res = refresh(&server, "demo-app", rt2, None).await;
     assert_oauth_error(res, 400, "invalid_grant").await;
+}
+
+/// RFC 7009: a client revokes its own access token; from then on introspection calls it
+/// inactive and userinfo refuses it, though its signature and expiry are still fine.
+#[tokio::test]
+async fn a_revoked_access_token_is_refused_everywhere() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    let at = s(&tokens["access_token"]);
+    let userinfo = || {
+        http_client()
+            .get(userinfo_url(&server))
+            .bearer_auth(at)
+            .send()
+    };
+    assert_eq!(userinfo().await.unwrap().status(), 200);
+    let res = post_form(
+        &revoke_url(&server),
+        &[("token", at), ("client_id", "demo-app")],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_active(&server, at, false).await;
+    let res = userinfo().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    // The refresh token was not revoked with it (RFC 7009 §2.1 leaves that open; Keycloak
+    // keeps it too).
+    let res = refresh(&server, "demo-app", s(&tokens["refresh_token"]), None).await;
+    assert_eq!(res.status(), 200);
+}
+
+/// Userinfo over POST (OIDC Core §5.3.1): the token in the header or in the form body,
+/// never both, and a body that is not a valid form is a malformed request (RFC 6750 §3.1).
+#[tokio::test]
+async fn userinfo_over_post() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    let at = s(&tokens["access_token"]);
+    let post = || http_client().post(userinfo_url(&server));
+    let res = post().form(&[("access_token", at)]).send().await.unwrap();
+    let (status, info) = status_json(res).await;
+    assert_eq!(
+        (status, &info["preferred_username"]),
+        (StatusCode::OK, &Value::from("alice"))
+    );
+    // A bearer header with an empty body (no form at all) is the common case.
+    let res = post().bearer_auth(at).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = post()
+        .bearer_auth(at)
+        .form(&[("access_token", at)])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+    let res = post()
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("access_token={at}&access_token={at}"))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1108,15 +1235,15 @@ async fn token_responses_are_no_store() {
     let (code, verifier) = login(&server, &mut browser).await;
     let res = redeem(&server, &code, &verifier).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    assert_no_store(&res);
     let tokens: Value = res.json().await.unwrap();
     let res = refresh(&server, "demo-app", s(&tokens["refresh_token"]), None).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    assert_no_store(&res);
     // Errors too, and introspection answers.
     let res = redeem(&server, &code, &verifier).await;
     assert_eq!(res.status(), 400);
-    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    assert_no_store(&res);
     let res = post_form_basic(
         &introspect_url(&server),
         EXCHANGE_CLIENT,
@@ -1124,7 +1251,7 @@ async fn token_responses_are_no_store() {
         &[("token", "x")],
     )
     .await;
-    assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    assert_no_store(&res);
     let res = http_client()
         .get(userinfo_url(&server))
         .bearer_auth(s(&tokens["access_token"]))
@@ -1136,7 +1263,40 @@ async fn token_responses_are_no_store() {
         StatusCode::UNAUTHORIZED,
         "revoked by the reuse above"
     );
+    assert_no_store(&res);
+}
+
+/// RFC 6749 §5.1: `Cache-Control: no-store`, and `Pragma: no-cache` for HTTP/1.0 caches.
+fn assert_no_store(res: &reqwest::Response) {
     assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+    assert_eq!(res.headers()[reqwest::header::PRAGMA], "no-cache");
+}
+
+/// A token without `openid` (here a service account's) is a valid token that may not read
+/// userinfo: 403 with `insufficient_scope` in the challenge (RFC 6750 §3.1).
+#[tokio::test]
+async fn userinfo_without_the_openid_scope_is_insufficient_scope() {
+    let server = attack_server().await;
+    let res = post_form_basic(
+        &token_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let (_, body) = status_json(res).await;
+    let res = http_client()
+        .get(userinfo_url(&server))
+        .bearer_auth(s(&body["access_token"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let challenge = res.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
 }
 
 /// The master key of `cli.rs` and `two_nodes.rs` on the shared PostgreSQL database.
@@ -1303,4 +1463,196 @@ async fn concurrent_code_reuse_still_revokes() {
         slipped, 0,
         "concurrent reuses left the first redemption's tokens active"
     );
+}
+
+/// A code past its lifetime is refused, even unused and otherwise right.
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    let id = crate::code_flow::jwt_claims(s(&tokens["id_token"]));
+    let now = server.state.now();
+    let (verifier, challenge) = pkce();
+    let code = |name: &str, expires_at| pforte_core::model::AuthCode {
+        code_hash: pforte_core::secret::hash_token(name),
+        realm: "demo".into(),
+        client_id: "demo-app".into(),
+        user_id: s(&id["sub"]).into(),
+        session_id: s(&id["sid"]).into(),
+        grant_id: format!("grant-{name}"),
+        redirect_uri: REDIRECT.into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: Some(challenge.clone()),
+        code_challenge_method: Some("S256".into()),
+        auth_time: now,
+        acr: None,
+        expires_at,
+    };
+    server
+        .store
+        .insert_code(&code("expired", now - 1))
+        .await
+        .unwrap();
+    server
+        .store
+        .insert_code(&code("fresh", now + 60))
+        .await
+        .unwrap();
+    let res = redeem(&server, "expired", &verifier).await;
+    let body = assert_oauth_error(res, 400, "invalid_grant").await;
+    assert!(s(&body["error_description"]).contains("expired"), "{body}");
+    // The control: the same code with time left redeems.
+    let res = redeem(&server, "fresh", &verifier).await;
+    assert_eq!(res.status(), 200);
+}
+
+/// Realms are apart: another realm's code, refresh token and access token mean nothing
+/// here, though the client ids and the user's name are the same.
+#[tokio::test]
+async fn another_realms_tokens_are_refused() {
+    let server = TestServer::start_with(TestServerOptions {
+        realms: vec![
+            crate::negative_authorize::attack_realm(serde_json::json!({})),
+            crate::negative_authorize::attack_realm(serde_json::json!({"realm": "other"})),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let other_url =
+        |path: &str| server.url(&format!("/realms/other/protocol/openid-connect/{path}"));
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let form = browser
+        .open_login(
+            &crate::code_flow::auth_url(&server, &challenge, "")
+                .replace("/realms/demo/", "/realms/other/"),
+        )
+        .await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    let cb = pforte_testkit::callback(&res);
+    let code = cb.get("code").unwrap();
+    // The code at demo's token endpoint: refused, and then it is used up.
+    let res = redeem(&server, code, &verifier).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+
+    let tokens = {
+        let mut browser = Browser::new();
+        let (verifier, challenge) = pkce();
+        let form = browser
+            .open_login(
+                &crate::code_flow::auth_url(&server, &challenge, "")
+                    .replace("/realms/demo/", "/realms/other/"),
+            )
+            .await;
+        let res = browser
+            .submit_login(&server.base_url, &form, "alice", "alice")
+            .await;
+        let cb = pforte_testkit::callback(&res);
+        let res = post_form(
+            &other_url("token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", cb.get("code").unwrap()),
+                ("redirect_uri", REDIRECT),
+                ("client_id", "demo-app"),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+        let (status, body) = status_json(res).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let res = refresh(&server, "demo-app", s(&tokens["refresh_token"]), None).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    let res = http_client()
+        .get(userinfo_url(&server))
+        .bearer_auth(s(&tokens["access_token"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_active(&server, s(&tokens["access_token"]), false).await;
+    // The controls: in their own realm, they work.
+    let res = http_client()
+        .get(other_url("userinfo"))
+        .bearer_auth(s(&tokens["access_token"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = post_form(
+        &other_url("token"),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", s(&tokens["refresh_token"])),
+            ("client_id", "demo-app"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+}
+
+/// A confidential client that sent a PKCE challenge is held to it (RFC 7636 §4.6), though
+/// it authenticates with its secret.
+#[tokio::test]
+async fn a_confidential_client_that_sent_a_challenge_must_send_its_verifier() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    for verifier in [None, Some(pkce().0)] {
+        let (right, challenge) = pkce();
+        let res = browser
+            .get(&crate::negative_authorize::authorize_url(
+                &server,
+                "conf-app",
+                REDIRECT,
+                &s256(&challenge),
+            ))
+            .await;
+        let res = if res.status() == StatusCode::OK {
+            let form = pforte_testkit::parse_login_form(&res.text().await.unwrap());
+            browser
+                .submit_login(&server.base_url, &form, "alice", "alice")
+                .await
+        } else {
+            res
+        };
+        let cb = pforte_testkit::callback(&res);
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+        ];
+        if let Some(v) = &verifier {
+            form.push(("code_verifier", v.as_str()));
+        }
+        let res = post_form_basic(&token_url(&server), "conf-app", CONF_SECRET, &form).await;
+        assert_oauth_error(res, 400, "invalid_grant").await;
+        // The control: the right verifier with a fresh code.
+        let res = browser
+            .get(&crate::negative_authorize::authorize_url(
+                &server,
+                "conf-app",
+                REDIRECT,
+                &s256(&challenge),
+            ))
+            .await;
+        let cb = pforte_testkit::callback(&res);
+        let res = post_form_basic(
+            &token_url(&server),
+            "conf-app",
+            CONF_SECRET,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", cb.get("code").unwrap()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", right.as_str()),
+            ],
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+    }
 }

@@ -42,7 +42,23 @@ pub async fn post(
     form: Result<Form<UserinfoForm>, FormRejection>,
 ) -> Response {
     // RFC 6750 §2.2: the token may come in the body instead of the header, not both.
-    let from_body = form.ok().and_then(|Form(f)| f.access_token);
+    let from_body = match form {
+        Ok(Form(f)) => f.access_token,
+        // A form that does not parse (e.g. `access_token` twice) is a malformed request
+        // (RFC 6750 §3.1), not a request without a token.
+        Err(
+            FormRejection::FailedToDeserializeForm(_)
+            | FormRejection::FailedToDeserializeFormBody(_),
+        ) => {
+            return oauth_response(
+                &OAuthError::invalid_request("the request body is not a valid form"),
+                &realm,
+                true,
+            );
+        }
+        // No form at all (a bearer header with an empty or other body) is fine.
+        Err(_) => None,
+    };
     let token = match (bearer(&headers), from_body) {
         (Some(_), Some(_)) => {
             return oauth_response(
