@@ -7,7 +7,7 @@ use std::future::Future;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use crate::authorize::{self, AuthResponse, FLOW_KIND, LoginFlow};
-use crate::model::{BruteForce, LoginFailures, Realm, Timestamp, User};
+use crate::model::{BruteForce, LoginFailures, Realm, Session, Timestamp, User};
 use crate::rng::Rng;
 use crate::secret::hash_token;
 use crate::session;
@@ -17,7 +17,20 @@ use crate::store::{Store, StoreError};
 /// bounded concurrency. With `phc = None` it must spend comparable time and return false,
 /// so that timing does not reveal whether an account exists.
 pub trait PasswordCheck: Send + Sync {
-    fn verify(&self, password: String, phc: Option<String>) -> impl Future<Output = bool> + Send;
+    fn verify(
+        &self,
+        password: String,
+        phc: Option<String>,
+    ) -> impl Future<Output = PasswordVerdict> + Send;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordVerdict {
+    Match,
+    NoMatch,
+    /// Too many checks are waiting already: nothing was checked (and nothing counts as a
+    /// failure); the user is asked to try again shortly.
+    Busy,
 }
 
 #[derive(Debug)]
@@ -30,6 +43,8 @@ pub enum LoginError {
         flow_id: String,
         flow: Box<LoginFlow>,
     },
+    /// The password checks are saturated: answer 503 and let the user retry.
+    Busy,
     Store(StoreError),
 }
 
@@ -124,6 +139,8 @@ pub async fn submit<S: Store, P: PasswordCheck>(
     issuer: &str,
     flow_id: &str,
     browser: Option<&str>,
+    // The browser's SSO session cookie, if it sent one: the login replaces that session.
+    session_cookie: Option<&str>,
     csrf: Option<&str>,
     username: &str,
     password: &str,
@@ -156,9 +173,16 @@ pub async fn submit<S: Store, P: PasswordCheck>(
     let locked = is_locked(&realm.brute_force, &before, now);
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     // Always verify (a dummy when there is no hash), so every failure costs the same time.
-    let password_ok = checker.verify(password.to_owned(), phc).await;
-    let user = match user {
-        Some(u) if password_ok && u.enabled && !locked => u,
+    let verdict = checker.verify(password.to_owned(), phc).await;
+    let user = match (verdict, user) {
+        (PasswordVerdict::Busy, _) => return Err(LoginError::Busy),
+        // A service account is a client's identity: no person logs in as one, whatever
+        // credentials it was given (Keycloak refuses them too).
+        (PasswordVerdict::Match, Some(u))
+            if u.enabled && !locked && u.service_account_client_id.is_none() =>
+        {
+            u
+        }
         _ => {
             store.record_login_failure(&realm.name, &key, now).await?;
             return Err(retry(flow));
@@ -180,14 +204,62 @@ pub async fn submit<S: Store, P: PasswordCheck>(
         ));
     }
     store.clear_login_failures(&realm.name, &key).await?;
-    let (session, cookie) =
-        session::create(store, realm, &user.id, vec!["pwd".into()], None, now, rng).await?;
+    // The client may have changed while the user typed (up to the login lifespan): a
+    // disabled client or a redirect URI taken off it gets no code.
+    let client = store
+        .get_client(&realm.name, &flow.request.client_id)
+        .await?;
+    if !client.as_deref().is_some_and(|c| {
+        c.enabled
+            && c.standard_flow_enabled
+            && authorize::redirect_uri_allowed(c, &flow.request.redirect_uri)
+    }) {
+        return Err(LoginError::Flow(
+            "The application you are logging in to has changed. Please start again.".into(),
+        ));
+    }
+    let (session, cookie) = replace_session(store, realm, &user, session_cookie, now, rng).await?;
     let response =
         authorize::issue_code(store, realm, issuer, &flow.request, &session, now, rng).await?;
     Ok(LoginSuccess {
         response,
         session_cookie: cookie,
     })
+}
+
+/// The session a successful login leaves the browser with. A browser holds one SSO session
+/// per realm: the same user logging in again (`prompt=login`, `max_age`) re-authenticates
+/// the session they have, so its other clients keep their tokens, as in Keycloak; a
+/// different user's session is ended with its grants, or it would live on unseen behind
+/// the new cookie, beyond the reach of logout.
+async fn replace_session<S: Store>(
+    store: &S,
+    realm: &Realm,
+    user: &User,
+    cookie: Option<&str>,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<(Session, String), StoreError> {
+    let old = match cookie.filter(|c| !c.is_empty() && c.len() <= 128) {
+        Some(c) => store.get_session(&hash_token(c)).await?.map(|s| (s, c)),
+        None => None,
+    };
+    match old {
+        Some((s, c)) if s.user_id == user.id && session::is_active(realm, &s, now) => {
+            store.reauthenticate_session(&s.id, now).await?;
+            let s = Session {
+                auth_time: now,
+                last_seen: now,
+                ..s
+            };
+            Ok((s, c.to_owned()))
+        }
+        Some((s, _)) if s.realm == realm.name => {
+            store.delete_session(&s.id).await?;
+            session::create(store, realm, &user.id, vec!["pwd".into()], None, now, rng).await
+        }
+        _ => session::create(store, realm, &user.id, vec!["pwd".into()], None, now, rng).await,
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,12 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         now: Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A fresh login of the session's own user: `auth_time` and `last_seen` become `now`.
+    fn reauthenticate_session(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Deletes the session and revokes every grant that belongs to it (including one that
     /// `insert_grant_with_refresh` is storing at the same moment).
     fn delete_session(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;

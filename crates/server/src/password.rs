@@ -3,11 +3,16 @@
 //! memory flat: each verification allocates its full memory cost, and allocations freed on
 //! many short-lived blocking threads stay cached in as many malloc arenas (measured:
 //! 570 MiB RSS under a login burst with `spawn_blocking`).
+//!
+//! The queue is bounded: every login POST on a valid flow costs one verification (unknown
+//! users too, for equal timing), so an unbounded queue would let one client park any
+//! number of them in memory, and real logins would wait behind them. A full queue answers
+//! [`PasswordVerdict::Busy`] at once.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use pforte_core::login::PasswordCheck;
+use pforte_core::login::{PasswordCheck, PasswordVerdict};
 use pforte_core::rng::Rng;
 use pforte_core::secret::{self, PasswordCost};
 use tokio::sync::oneshot;
@@ -20,12 +25,21 @@ struct Job {
 
 #[derive(Clone)]
 pub struct PasswordVerifier {
-    jobs: Sender<Job>,
+    jobs: SyncSender<Job>,
 }
+
+/// Verifications that may wait per thread: at tens of milliseconds each, a full queue
+/// still answers within about a second.
+pub const QUEUE_PER_THREAD: usize = 16;
 
 impl PasswordVerifier {
     pub fn new(threads: usize, cost: PasswordCost, rng: Arc<dyn Rng>) -> Self {
-        let (jobs, rx) = channel::<Job>();
+        Self::with_queue(threads, threads.max(1) * QUEUE_PER_THREAD, cost, rng)
+    }
+
+    /// `queue`: how many verifications may wait for a free thread.
+    pub fn with_queue(threads: usize, queue: usize, cost: PasswordCost, rng: Arc<dyn Rng>) -> Self {
+        let (jobs, rx) = sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         // A hash of nothing in particular, verified when the account does not exist so
         // that the answer takes as long as for a real account. Made on first use.
@@ -66,19 +80,65 @@ fn worker(rx: &Mutex<Receiver<Job>>, dummy: &OnceLock<String>, cost: PasswordCos
 }
 
 impl PasswordCheck for PasswordVerifier {
-    async fn verify(&self, password: String, phc: Option<String>) -> bool {
+    async fn verify(&self, password: String, phc: Option<String>) -> PasswordVerdict {
         let (reply, answer) = oneshot::channel();
-        if self
-            .jobs
-            .send(Job {
-                password,
-                phc,
-                reply,
-            })
-            .is_err()
-        {
-            return false;
+        let job = Job {
+            password,
+            phc,
+            reply,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return PasswordVerdict::Busy,
+            // No thread left to check anything: no password matches.
+            Err(TrySendError::Disconnected(_)) => return PasswordVerdict::NoMatch,
         }
-        answer.await.unwrap_or(false)
+        match answer.await {
+            Ok(true) => PasswordVerdict::Match,
+            Ok(false) | Err(_) => PasswordVerdict::NoMatch,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let rng = crate::system_rng();
+        // Slow enough that the whole burst is queued before the first check ends.
+        let cost = PasswordCost {
+            memory_kib: 8 * 1024,
+            iterations: 2,
+        };
+        let phc = secret::hash_password("pw", cost, &*rng).unwrap();
+        let verifier = PasswordVerifier::with_queue(1, 2, cost, rng);
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..12 {
+            let (v, phc) = (verifier.clone(), phc.clone());
+            burst.spawn(async move { v.verify("pw".into(), Some(phc)).await });
+        }
+        let verdicts = burst.join_all().await;
+        let count = |want| verdicts.iter().filter(|v| **v == want).count();
+        // One on the thread, two waiting; the rest are turned away, not queued.
+        assert!(
+            (1..=3).contains(&count(PasswordVerdict::Match)),
+            "{verdicts:?}"
+        );
+        assert_eq!(
+            count(PasswordVerdict::Busy),
+            12 - count(PasswordVerdict::Match),
+            "{verdicts:?}"
+        );
+        // Once the queue has drained, checks are taken again.
+        assert_eq!(
+            verifier.verify("pw".into(), Some(phc.clone())).await,
+            PasswordVerdict::Match
+        );
+        assert_eq!(
+            verifier.verify("other".into(), Some(phc)).await,
+            PasswordVerdict::NoMatch
+        );
     }
 }

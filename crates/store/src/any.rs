@@ -175,6 +175,9 @@ impl Store for AnyStore {
     async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         delegate!(self.touch_session(id, now))
     }
+    async fn reauthenticate_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        delegate!(self.reauthenticate_session(id, now))
+    }
     async fn delete_session(&self, id: &str) -> StoreResult<()> {
         delegate!(self.delete_session(id))
     }

@@ -705,6 +705,21 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn reauthenticate_session(
+                &self,
+                id: &str,
+                now: pforte_core::model::Timestamp,
+            ) -> pforte_core::store::StoreResult<()> {
+                use $crate::common::*;
+                sqlx::query("UPDATE sessions SET auth_time = $2, last_seen = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(err("reauthenticate_session"))?;
+                Ok(())
+            }
+
             async fn delete_session(&self, id: &str) -> pforte_core::store::StoreResult<()> {
                 use $crate::common::*;
                 let mut tx = self.begin_write().await.map_err(err("delete_session: begin"))?;

@@ -664,8 +664,19 @@ pub async fn sessions<S: Store>(s: &S) -> CheckResult {
     touched.last_seen = NOW + 60;
     ensure_eq!(
         s.get_session(&id).await.ctx("get_session")?,
-        Some(touched),
+        Some(touched.clone()),
         "touched session"
+    );
+    s.reauthenticate_session(&id, NOW + 90)
+        .await
+        .ctx("reauthenticate_session")?;
+    let mut renewed = touched;
+    renewed.auth_time = NOW + 90;
+    renewed.last_seen = NOW + 90;
+    ensure_eq!(
+        s.get_session(&id).await.ctx("get_session")?,
+        Some(renewed),
+        "re-authenticated session"
     );
     s.touch_session(&unique("none"), NOW)
         .await

@@ -608,7 +608,12 @@ struct BurstCheck {
 }
 
 impl pforte_core::login::PasswordCheck for BurstCheck {
-    async fn verify(&self, password: String, phc: Option<String>) -> bool {
+    async fn verify(
+        &self,
+        password: String,
+        phc: Option<String>,
+    ) -> pforte_core::login::PasswordVerdict {
+        use pforte_core::login::PasswordVerdict;
         self.barrier.wait().await;
         let ok = phc.is_some_and(|h| pforte_core::secret::verify_password(&password, &h));
         if ok && let Some(n) = self.right_waits_for {
@@ -624,7 +629,11 @@ impl pforte_core::login::PasswordCheck for BurstCheck {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         }
-        ok
+        if ok {
+            PasswordVerdict::Match
+        } else {
+            PasswordVerdict::NoMatch
+        }
     }
 }
 
@@ -656,6 +665,7 @@ async fn login_burst(
             &issuer,
             &flow_id,
             Some(&browser_cookie),
+            None,
             Some(&form.csrf),
             "alice",
             password,
@@ -1170,4 +1180,475 @@ async fn prompt_none_after_a_refused_login_is_still_login_required() {
         ))
         .await;
     assert_error_redirect(&server, &res, REDIRECT, "login_required");
+}
+
+// ---------------------------------------------------------------------------------------
+// One SSO session per browser; a login finished against the client as it is now
+// ---------------------------------------------------------------------------------------
+
+/// Logs `user` in (password = username) through the browser and redeems the code.
+async fn login_as(server: &TestServer, browser: &mut Browser, user: &str, extra: &str) -> Value {
+    let (verifier, challenge) = pkce();
+    let form = browser
+        .open_login(&auth_url(server, &challenge, extra))
+        .await;
+    let res = browser
+        .submit_login(&server.base_url, &form, user, user)
+        .await;
+    let cb = callback(&res);
+    redeem_ok(server, cb.get("code").unwrap(), &verifier).await
+}
+
+fn sid(tokens: &Value) -> String {
+    let id = crate::code_flow::jwt_claims(tokens["id_token"].as_str().unwrap());
+    id["sid"].as_str().unwrap().to_owned()
+}
+
+/// A login replaces the browser's SSO session. Another user's session is ended with its
+/// tokens: left alive behind the new cookie, it would survive the logout that follows
+/// (a shared browser: alice leaves, bob logs in and out, alice's tokens still refresh).
+/// The same user re-authenticating (`prompt=login`) keeps the session and its tokens,
+/// as in Keycloak.
+#[tokio::test]
+async fn a_login_ends_another_users_session_and_renews_the_same_users() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let first = login_as(&server, &mut browser, "alice", "").await;
+    let again = login_as(&server, &mut browser, "alice", "&prompt=login").await;
+    assert_eq!(sid(&again), sid(&first), "the same user keeps the session");
+    let res = refresh(
+        &server,
+        "demo-app",
+        first["refresh_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    let (status, first) = crate::negative_authorize::status_json(res).await;
+    assert_eq!(status, 200, "{first}");
+
+    let bob = login_as(&server, &mut browser, "bob", "&prompt=login").await;
+    assert_ne!(sid(&bob), sid(&first));
+    for (which, tokens) in [("first", &first), ("again", &again)] {
+        let res = refresh(
+            &server,
+            "demo-app",
+            tokens["refresh_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+        crate::negative_authorize::assert_oauth_error(res, 400, "invalid_grant").await;
+        let info = crate::negative_authorize::introspect(
+            &server,
+            tokens["access_token"].as_str().unwrap(),
+        )
+        .await;
+        assert_eq!(info["active"], false, "{which}: {info}");
+    }
+    // The browser's session is bob's, and bob's tokens work.
+    let res = refresh(
+        &server,
+        "demo-app",
+        bob["refresh_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(has_session(&server, &mut browser).await);
+}
+
+/// An authorization request POSTed from the client's site carries no `SameSite=Lax`
+/// cookie: pforte sends it on as a GET (303), which the browser sends with its cookies,
+/// so SSO and `prompt=none` work over POST too, and no cookie is set on the POST.
+#[tokio::test]
+async fn a_posted_authorization_request_is_answered_with_the_sso_session() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    login(&server, &mut browser).await;
+    let (verifier, challenge) = pkce();
+    let url = auth_url(&server, &challenge, "&prompt=none");
+    let (endpoint, query) = url.split_once('?').unwrap();
+    let cross_site_post = |body: String| {
+        client()
+            .post(endpoint)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let res = cross_site_post(query.to_owned()).await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(set_cookies(&res).is_empty(), "{:?}", set_cookies(&res));
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&format!("{endpoint}?")), "{location}");
+    let res = browser.get(&location).await;
+    let cb = callback(&res);
+    assert_eq!(cb.get("state"), Some("st4te"), "{}", cb.location);
+    assert_eq!(cb.get("iss"), Some(server.url("/realms/demo").as_str()));
+    redeem_ok(&server, cb.get("code").unwrap(), &verifier).await;
+
+    // What the GET judges is exactly what was posted: a repeat is still refused, values
+    // with reserved characters arrive intact.
+    let res = cross_site_post(format!("{query}&client_id=other-app"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert_error_page(browser.get(&location).await, 400).await;
+    let odd_state = "a b&c=d+e%/ü";
+    let res = cross_site_post(query.replace(
+        "state=st4te",
+        &format!("state={}", pforte_core::oauth::urlencode(odd_state)),
+    ))
+    .await
+    .unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let cb = callback(&browser.get(&location).await);
+    assert_eq!(cb.get("state"), Some(odd_state));
+}
+
+/// A login form stays open for up to half an hour; an administrator may meanwhile take
+/// the redirect URI off the client (or disable it). The code must not go there.
+#[tokio::test]
+async fn a_login_finished_after_the_client_changed_gets_no_code() {
+    let server = attack_server().await;
+    for change in ["redirect URI removed", "client disabled"] {
+        let mut browser = Browser::new();
+        let form = open_demo_login(&server, &mut browser, "").await;
+        let original = server
+            .store
+            .get_client("demo", "demo-app")
+            .await
+            .unwrap()
+            .unwrap();
+        let mut changed = (*original).clone();
+        match change {
+            "redirect URI removed" => changed.redirect_uris.retain(|u| u != REDIRECT),
+            _ => changed.enabled = false,
+        }
+        let import = |c| pforte_core::store::RealmImport {
+            clients: vec![c],
+            ..Default::default()
+        };
+        server.store.apply_import(&import(changed)).await.unwrap();
+        let res = browser
+            .submit_login(&server.base_url, &form, "alice", "alice")
+            .await;
+        assert!(!session_cookie_set(&res), "{change}");
+        assert_error_page(res, 400).await;
+        server
+            .store
+            .apply_import(&import((*original).clone()))
+            .await
+            .unwrap();
+    }
+}
+
+/// A service account is a client's identity; no one logs in as it, even with a password
+/// in the store (a database from before the import refused such users).
+#[tokio::test]
+async fn no_one_logs_in_as_a_service_account() {
+    let server = attack_server().await;
+    let mut alice = server
+        .store
+        .find_user_by_username("demo", "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    alice.service_account_client_id = Some(crate::negative_authorize::EXCHANGE_CLIENT.into());
+    server
+        .store
+        .apply_import(&pforte_core::store::RealmImport {
+            users: vec![alice],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut browser = Browser::new();
+    let form = open_demo_login(&server, &mut browser, "").await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(!session_cookie_set(&res));
+    assert!(res.text().await.unwrap().contains(INVALID_EN));
+}
+
+/// The hint decides which client's URIs a logout may return to and whose session it
+/// names: a forged, foreign or wrong-kind hint is refused, and nothing ends.
+#[tokio::test]
+async fn logout_refuses_a_hint_that_is_not_this_realms_id_token() {
+    let other_realm = attack_realm(json!({"realm": "other"}));
+    let server = TestServer::start_with(TestServerOptions {
+        realms: vec![attack_realm(json!({})), other_realm],
+        ..Default::default()
+    })
+    .await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let tokens = redeem_ok(&server, &code, &verifier).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+
+    // alice's ID token of realm `other`, signed with that realm's key.
+    let mut elsewhere = Browser::new();
+    let (verifier, challenge) = pkce();
+    let form = elsewhere
+        .open_login(&auth_url(&server, &challenge, "").replace("/realms/demo/", "/realms/other/"))
+        .await;
+    let res = elsewhere
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    let cb = callback(&res);
+    let res = client()
+        .post(server.url("/realms/other/protocol/openid-connect/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "demo-app"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, other) = crate::negative_authorize::status_json(res).await;
+    assert_eq!(status, 200, "{other}");
+
+    let (head, rest) = id_token.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let tampered_signature = format!("{head}.{payload}.{flipped}{}", &signature[1..]);
+    let tampered_payload = {
+        let mut claims = crate::code_flow::jwt_claims(id_token);
+        claims["azp"] = json!("other-app");
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("{head}.{}.{signature}", b64.encode(claims.to_string()))
+    };
+    let logout = server.url("/realms/demo/protocol/openid-connect/logout");
+    let post_logout = pforte_core::oauth::urlencode("http://127.0.0.1:8082/");
+    for (what, hint, client_id) in [
+        ("a forged signature", tampered_signature.as_str(), ""),
+        ("a changed payload", tampered_payload.as_str(), ""),
+        (
+            "another realm's ID token",
+            other["id_token"].as_str().unwrap(),
+            "",
+        ),
+        (
+            "an access token",
+            tokens["access_token"].as_str().unwrap(),
+            "",
+        ),
+        ("garbage", "not.a.jwt", ""),
+        (
+            "a client_id the hint does not name",
+            id_token,
+            "&client_id=other-app",
+        ),
+    ] {
+        let res = browser
+            .get(&format!(
+                "{logout}?id_token_hint={hint}&post_logout_redirect_uri={post_logout}&state=s{client_id}"
+            ))
+            .await;
+        assert!(
+            set_cookies(&res).is_empty(),
+            "{what}: {:?}",
+            set_cookies(&res)
+        );
+        assert_error_page(res, 400).await;
+    }
+    assert!(has_session(&server, &mut browser).await);
+    let res = refresh(
+        &server,
+        "demo-app",
+        tokens["refresh_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+}
+
+/// The hidden fields and action of a `form_post` response page (entities decoded).
+fn form_post_fields(html: &str) -> (String, BTreeMap<String, String>) {
+    // What a browser does with the attribute values: character references back to text.
+    let decode = |v: &str| {
+        let mut out = String::new();
+        let mut rest = v;
+        while let Some(at) = rest.find('&') {
+            out.push_str(&rest[..at]);
+            let (entity, after) = rest[at + 1..].split_once(';').unwrap();
+            let c = match entity {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                e if e.starts_with("#x") => {
+                    char::from_u32(u32::from_str_radix(&e[2..], 16).unwrap()).unwrap()
+                }
+                e if e.starts_with('#') => char::from_u32(e[1..].parse().unwrap()).unwrap(),
+                e => panic!("unknown entity &{e};"),
+            };
+            out.push(c);
+            rest = after;
+        }
+        out + rest
+    };
+    let action = html
+        .split("id=\"kc-form-post\" method=\"post\" action=\"")
+        .nth(1)
+        .and_then(|r| r.split_once('"'))
+        .map(|(a, _)| decode(a))
+        .unwrap_or_else(|| panic!("no form_post form: {html}"));
+    let fields = html
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once('"')?;
+            let value = rest.split_once("value=\"")?.1.split_once('"')?.0;
+            Some((decode(name), decode(value)))
+        })
+        .collect();
+    (action, fields)
+}
+
+/// `response_mode=form_post`: the answer is a page that posts the code (or the error),
+/// `state` and `iss` to the redirect URI; a `state` full of markup arrives as it was sent
+/// and never becomes markup on the page.
+#[tokio::test]
+async fn form_post_carries_the_response_in_an_escaped_page() {
+    let server = attack_server().await;
+    let evil_state = "\"><script>alert(1)</script>&x='";
+    let extra = format!(
+        "&response_mode=form_post&state={}",
+        pforte_core::oauth::urlencode(evil_state)
+    );
+    // Without a session, prompt=none: the error, posted.
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let url =
+        auth_url(&server, &challenge, &format!("{extra}&prompt=none")).replace("state=st4te&", "");
+    let res = browser.get(&url).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("location").is_none());
+    assert_page_headers("form_post error", &res);
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("<script>alert"), "{html}");
+    let (action, fields) = form_post_fields(&html);
+    assert_eq!(action, REDIRECT);
+    assert_eq!(fields["error"], "login_required");
+    assert_eq!(fields["state"], evil_state);
+    assert_eq!(fields["iss"], server.url("/realms/demo"));
+    assert!(!fields.contains_key("code"));
+
+    // After a login: the code, posted.
+    let url = auth_url(&server, &challenge, &extra).replace("state=st4te&", "");
+    let form = browser.open_login(&url).await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_page_headers("form_post success", &res);
+    let html = res.text().await.unwrap();
+    let (action, fields) = form_post_fields(&html);
+    assert_eq!(action, REDIRECT);
+    assert_eq!(fields["state"], evil_state);
+    assert_eq!(fields["iss"], server.url("/realms/demo"));
+    redeem_ok(&server, &fields["code"], &verifier).await;
+}
+
+/// Answers every check with `verdict` and remembers which hashes it was asked about.
+struct RecordingCheck {
+    verdict: pforte_core::login::PasswordVerdict,
+    asked: std::sync::Mutex<Vec<Option<String>>>,
+}
+
+impl pforte_core::login::PasswordCheck for RecordingCheck {
+    async fn verify(
+        &self,
+        _password: String,
+        phc: Option<String>,
+    ) -> pforte_core::login::PasswordVerdict {
+        self.asked.lock().unwrap().push(phc);
+        self.verdict
+    }
+}
+
+/// Every attempt pays for a password check, an unknown user's too (a dummy one), so the
+/// time of the answer does not tell whether the account exists; a check that could not
+/// run (the queue is full) is no failure: nothing is counted against the account.
+#[tokio::test]
+async fn every_attempt_pays_for_a_password_check_and_a_busy_one_counts_nothing() {
+    use pforte_core::login::{LoginError, PasswordVerdict, submit};
+    let server = attack_server().await;
+    let realm = server.store.get_realm("demo").await.unwrap().unwrap();
+    let issuer = server.url("/realms/demo");
+    let rng = pforte_server::system_rng();
+    let now = pforte_server::Clock::now(&pforte_server::SystemClock);
+    let (server, realm, issuer, rng) = (&server, &realm, &issuer, &rng);
+    let attempt = |verdict| async move {
+        let mut browser = Browser::new();
+        let form = open_demo_login(server, &mut browser, "").await;
+        let flow_id = form.action.split("flow=").nth(1).unwrap().to_owned();
+        let check = RecordingCheck {
+            verdict,
+            asked: Default::default(),
+        };
+        let mut outcomes = vec![];
+        for user in ["nobody-here", "alice"] {
+            let r = submit(
+                &*server.store,
+                realm,
+                issuer,
+                &flow_id,
+                Some(&browser.cookies["PFORTE_BROWSER"]),
+                None,
+                Some(&form.csrf),
+                user,
+                "wrong",
+                &check,
+                now,
+                &**rng,
+            )
+            .await;
+            outcomes.push(match r {
+                Err(LoginError::Credentials { .. }) => "refused",
+                Err(LoginError::Busy) => "busy",
+                _ => "other",
+            });
+        }
+        let asked = check.asked.into_inner().unwrap();
+        (
+            outcomes,
+            asked.iter().map(Option::is_some).collect::<Vec<_>>(),
+        )
+    };
+    let (outcomes, with_hash) = attempt(PasswordVerdict::NoMatch).await;
+    assert_eq!(outcomes, ["refused", "refused"]);
+    assert_eq!(
+        with_hash,
+        [false, true],
+        "the unknown user is checked against a dummy"
+    );
+    let failures = |user: &'static str| {
+        let store = server.store.clone();
+        async move {
+            store
+                .get_login_failures("demo", &format!("user:{user}"))
+                .await
+                .unwrap()
+                .count
+        }
+    };
+    assert_eq!(
+        (failures("nobody-here").await, failures("alice").await),
+        (1, 1)
+    );
+    let (outcomes, _) = attempt(PasswordVerdict::Busy).await;
+    assert_eq!(outcomes, ["busy", "busy"]);
+    assert_eq!(
+        (failures("nobody-here").await, failures("alice").await),
+        (1, 1),
+        "a check that did not run is not a failed login"
+    );
 }

@@ -1,7 +1,8 @@
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use pforte_core::authorize::{self, AuthorizeError, AuthorizeParams, Next};
 use pforte_core::rng;
 use pforte_core::{Store, session};
@@ -24,15 +25,49 @@ pub async fn get(
     }
 }
 
+/// A POSTed authorization request is sent on as a GET of the same parameters (303).
+/// Browsers send `SameSite=Lax` cookies with a top-level GET from another site but not
+/// with a POST: answered directly, a POST from the client's site would find no SSO session
+/// (a login page for a logged-in user, `login_required` for `prompt=none`) and no
+/// browser cookie (a new one would break a login pending in another tab).
 pub async fn post(
     State(state): State<AppState>,
-    Path(realm): Path<String>,
+    Path(realm_name): Path<String>,
     headers: HeaderMap,
-    form: Result<Form<AuthorizeParams>, FormRejection>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    match form {
-        Ok(Form(p)) => authorize(state, &realm, &headers, p).await,
-        Err(e) => bad_request(&state, &headers, &e.to_string()),
+    let pairs = match form {
+        Ok(Form(pairs)) => pairs,
+        Err(e) => return bad_request(&state, &headers, &e.to_string()),
+    };
+    let realm = match super::realm(&state, &realm_name).await {
+        Ok(r) => r,
+        Err(e) => {
+            let t = pages::texts(None, &headers);
+            return pages::error(t, &*state.rng, e.status, &e.description);
+        }
+    };
+    // Re-encoded pair by pair, in order and with repeats, so the GET judges exactly the
+    // parameters that were posted (a repeated one is refused there as it would be here).
+    let query = pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let location = format!(
+        "{}/realms/{}/protocol/openid-connect/auth?{query}",
+        state.config.base_url,
+        utf8_percent_encode(&realm.name, NON_ALPHANUMERIC)
+    );
+    match HeaderValue::from_str(&location) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => bad_request(&state, &headers, "the parameters cannot be sent on"),
     }
 }
 
@@ -147,6 +182,11 @@ async fn authorize(
 
 pub fn store_failure(state: &AppState, t: &pages::Texts, e: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "database failure during an interactive request");
+    busy(state, t)
+}
+
+/// 503 with `Retry-After`: the request was not carried out and may simply be sent again.
+pub fn busy(state: &AppState, t: &pages::Texts) -> Response {
     let mut res = pages::error(
         t,
         &*state.rng,

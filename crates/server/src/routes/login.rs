@@ -5,7 +5,7 @@ use axum::response::Response;
 use pforte_core::login::{self, LoginError};
 use serde::Deserialize;
 
-use super::authorize::store_failure;
+use super::authorize::{busy, store_failure};
 use super::oidc::respond_to_client;
 use crate::cookies::{self, CookieJar};
 use crate::pages;
@@ -52,6 +52,7 @@ pub async fn authenticate(
         &issuer,
         &flow_id,
         cookies::get(&headers, cookies::BROWSER),
+        cookies::get(&headers, cookies::SESSION),
         form.csrf_token.as_deref(),
         &username,
         form.password.as_deref().unwrap_or(""),
@@ -88,6 +89,7 @@ pub async fn authenticate(
                 StatusCode::OK,
             )
         }
+        Err(LoginError::Busy) => busy(&state, t),
         Err(LoginError::Store(e)) => store_failure(&state, t, e),
     }
 }

@@ -556,6 +556,17 @@ impl Store for SqliteStore {
         .map(drop)
     }
 
+    async fn reauthenticate_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.execute(
+            "reauthenticate_session",
+            "UPDATE sessions SET auth_time = ?2, last_seen = ?2 WHERE id = ?1",
+            (id, now),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn delete_session(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
         self.write("delete_session", move |c| {
