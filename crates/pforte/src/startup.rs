@@ -167,6 +167,26 @@ pub async fn serve(config: Config, imports: &[PathBuf]) -> Result<()> {
 }
 
 pub async fn dev(mut config: Config) -> Result<()> {
+    // `dev` imports a realm whose credentials are published (alice/alice, a client secret
+    // in the banner) and sets cookies without `Secure`: for this machine only, never into a
+    // shared database or onto an address others reach, whatever the environment says.
+    if !config.listen.ip().is_loopback() {
+        bail!(
+            "pforte dev listens only on a loopback address, not {}\n  fix: unset PFORTE_LISTEN (or use 127.0.0.1:<port>); for anything else run `pforte serve`",
+            config.listen
+        );
+    }
+    let base_is_local = config.base_url.as_deref().is_none_or(|b| {
+        ["http://localhost", "http://127.", "http://[::1]"]
+            .iter()
+            .any(|p| b.starts_with(p))
+    });
+    if !base_is_local {
+        bail!(
+            "pforte dev serves only http://localhost or http://127.0.0.1, not base URL {}\n  fix: unset PFORTE_BASE_URL; for anything else run `pforte serve`",
+            config.base_url.as_deref().unwrap_or_default()
+        );
+    }
     config.dev_mode = true;
     run_server(config, Seed::Example).await
 }
@@ -175,6 +195,12 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     let started = Instant::now();
     init_logging(&config);
     let store = Arc::new(connect(&config).await?);
+    if matches!(seed, Seed::Example) && store.backend() != "sqlite" {
+        bail!(
+            "pforte dev keeps its data in SQLite only: it would write its demo realm (alice/alice) into the {} database of PFORTE_DATABASE_URL\n  fix: unset PFORTE_DATABASE_URL; for a shared database run `pforte serve`",
+            store.backend()
+        );
+    }
     let master = load_master_key(&config, &store)?;
     match seed {
         Seed::Files(paths) => import_files(&store, paths).await?,

@@ -20,8 +20,18 @@ impl PforteProcess {
     /// Starts `bin serve` with `args` and `envs` (listening on 127.0.0.1:0) and waits for
     /// its ready line. Panics with the process's stderr if it does not come up.
     pub fn spawn(bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> PforteProcess {
+        Self::spawn_command(bin, "serve", args, envs)
+    }
+
+    /// As [`PforteProcess::spawn`], for another subcommand (`dev`).
+    pub fn spawn_command(
+        bin: &Path,
+        command: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> PforteProcess {
         let mut cmd = Command::new(bin);
-        cmd.arg("serve")
+        cmd.arg(command)
             .args(args)
             .env("PFORTE_LISTEN", "127.0.0.1:0")
             .env("PFORTE_LOG", "warn")

@@ -430,3 +430,59 @@ async fn jwks(url: &str) -> Value {
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
+
+/// `pforte dev`, the README's first command: the demo realm on this machine, its URLs
+/// printed, and it refuses to put its published credentials anywhere else.
+#[test]
+fn dev_serves_the_demo_realm_on_this_machine_only() {
+    let data = temp_path("dev");
+    let data = data.to_str().unwrap();
+    let node =
+        PforteProcess::spawn_command(&pforte_bin(), "dev", &[], &[("PFORTE_DATA_DIR", data)]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let discovery: Value = rt.block_on(async {
+        let res = http_client()
+            .get(node.url("/realms/demo/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    });
+    assert_eq!(discovery["issuer"], node.url("/realms/demo"));
+    assert!(node.terminate().success());
+
+    for (env, complaint) in [
+        (("PFORTE_LISTEN", "0.0.0.0:0"), "loopback"),
+        (
+            ("PFORTE_BASE_URL", "https://id.example.org"),
+            "PFORTE_BASE_URL",
+        ),
+    ] {
+        let out = run(&["dev"], &[env, ("PFORTE_DATA_DIR", data)]);
+        assert!(!out.status.success(), "{env:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(complaint) && err.contains("fix:"),
+            "{env:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn dev_refuses_a_shared_database() {
+    let Some(pg) = postgres_url() else { return };
+    let out = run(
+        &["dev"],
+        &[
+            ("PFORTE_DATABASE_URL", pg.as_str()),
+            (
+                "PFORTE_MASTER_KEY",
+                "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=",
+            ),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("SQLite") && err.contains("fix:"), "{err}");
+}
