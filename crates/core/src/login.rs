@@ -229,9 +229,11 @@ pub async fn submit<S: Store, P: PasswordCheck>(
 
 /// The session a successful login leaves the browser with. A browser holds one SSO session
 /// per realm: the same user logging in again (`prompt=login`, `max_age`) re-authenticates
-/// the session they have, so its other clients keep their tokens, as in Keycloak; a
-/// different user's session is ended with its grants, or it would live on unseen behind
-/// the new cookie, beyond the reach of logout.
+/// the session they have, so its other clients keep their tokens, as in Keycloak (which
+/// counts the maximum lifespan from the first login; here a re-authentication starts it
+/// anew, as the session's `auth_time` is both). A different user's session is ended with
+/// its grants, or it would live on unseen behind the new cookie, beyond the reach of
+/// logout (Keycloak refuses such a login with an error page and keeps the old session).
 async fn replace_session<S: Store>(
     store: &S,
     realm: &Realm,
@@ -244,22 +246,23 @@ async fn replace_session<S: Store>(
         Some(c) => store.get_session(&hash_token(c)).await?.map(|s| (s, c)),
         None => None,
     };
-    match old {
-        Some((s, c)) if s.user_id == user.id && session::is_active(realm, &s, now) => {
-            store.reauthenticate_session(&s.id, now).await?;
+    let same_user = old
+        .as_ref()
+        .filter(|(s, _)| s.user_id == user.id && session::is_active(realm, s, now));
+    if let Some((s, c)) = same_user {
+        // False when a logout ended it at this moment: then a new session below.
+        if store.reauthenticate_session(&s.id, now).await? {
             let s = Session {
                 auth_time: now,
                 last_seen: now,
-                ..s
+                ..s.clone()
             };
-            Ok((s, c.to_owned()))
+            return Ok((s, (*c).to_owned()));
         }
-        Some((s, _)) if s.realm == realm.name => {
-            store.delete_session(&s.id).await?;
-            session::create(store, realm, &user.id, vec!["pwd".into()], None, now, rng).await
-        }
-        _ => session::create(store, realm, &user.id, vec!["pwd".into()], None, now, rng).await,
+    } else if let Some((s, _)) = old.as_ref().filter(|(s, _)| s.realm == realm.name) {
+        store.delete_session(&s.id).await?;
     }
+    session::create(store, realm, &user.id, vec!["pwd".into()], None, now, rng).await
 }
 
 #[cfg(test)]

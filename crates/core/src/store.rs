@@ -134,11 +134,12 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// A fresh login of the session's own user: `auth_time` and `last_seen` become `now`.
+    /// False when the session is gone (a logout at the same moment).
     fn reauthenticate_session(
         &self,
         id: &str,
         now: Timestamp,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Deletes the session and revokes every grant that belongs to it (including one that
     /// `insert_grant_with_refresh` is storing at the same moment).
     fn delete_session(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;

@@ -352,7 +352,8 @@ pub async fn active_access_token<S: Store>(
     // A client's own token (client_credentials: no grant) lives only as long as the client
     // may use that grant: the token endpoint's checks, repeated here.
     if grant_id.is_none()
-        && (!client.service_accounts_enabled
+        && (client.public_client
+            || !client.service_accounts_enabled
             || client
                 .service_account_user
                 .as_ref()

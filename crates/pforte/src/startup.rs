@@ -176,15 +176,24 @@ pub async fn dev(mut config: Config) -> Result<()> {
             config.listen
         );
     }
-    let base_is_local = config.base_url.as_deref().is_none_or(|b| {
-        ["http://localhost", "http://127.", "http://[::1]"]
-            .iter()
-            .any(|p| b.starts_with(p))
-    });
+    let base_is_local = config
+        .base_url
+        .as_deref()
+        .is_none_or(pforte_server::is_plain_http_loopback);
     if !base_is_local {
         bail!(
             "pforte dev serves only http://localhost or http://127.0.0.1, not base URL {}\n  fix: unset PFORTE_BASE_URL; for anything else run `pforte serve`",
             config.base_url.as_deref().unwrap_or_default()
+        );
+    }
+    // Checked before connecting: connecting to PostgreSQL already migrates its schema.
+    if !config
+        .database_url
+        .get(.."sqlite:".len())
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sqlite:"))
+    {
+        bail!(
+            "pforte dev keeps its data in SQLite only: it would write its demo realm (alice/alice) into the database of PFORTE_DATABASE_URL\n  fix: unset PFORTE_DATABASE_URL; for a shared database run `pforte serve`"
         );
     }
     config.dev_mode = true;
@@ -195,12 +204,6 @@ async fn run_server(config: Config, seed: Seed<'_>) -> Result<()> {
     let started = Instant::now();
     init_logging(&config);
     let store = Arc::new(connect(&config).await?);
-    if matches!(seed, Seed::Example) && store.backend() != "sqlite" {
-        bail!(
-            "pforte dev keeps its data in SQLite only: it would write its demo realm (alice/alice) into the {} database of PFORTE_DATABASE_URL\n  fix: unset PFORTE_DATABASE_URL; for a shared database run `pforte serve`",
-            store.backend()
-        );
-    }
     let master = load_master_key(&config, &store)?;
     match seed {
         Seed::Files(paths) => import_files(&store, paths).await?,

@@ -24,7 +24,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use error::ApiError;
 pub use keycache::KeyCache;
-pub use state::{AppState, Clock, ServerConfig, SystemClock};
+pub use state::{AppState, Clock, ServerConfig, SystemClock, is_plain_http_loopback};
 pub use workers::Workers;
 
 /// The whole application as one router.

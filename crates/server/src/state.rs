@@ -100,7 +100,7 @@ impl AppState {
 /// `http://localhost`, `http://127.x.y.z` or `http://[::1]`, with any port and path. Any
 /// other plain-http host is reachable by others, and dev mode does not make its cookies
 /// safe to send in clear.
-fn is_plain_http_loopback(base_url: &str) -> bool {
+pub fn is_plain_http_loopback(base_url: &str) -> bool {
     let Some(rest) = base_url.strip_prefix("http://") else {
         return false;
     };

@@ -175,7 +175,7 @@ impl Store for AnyStore {
     async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         delegate!(self.touch_session(id, now))
     }
-    async fn reauthenticate_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+    async fn reauthenticate_session(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
         delegate!(self.reauthenticate_session(id, now))
     }
     async fn delete_session(&self, id: &str) -> StoreResult<()> {

@@ -709,15 +709,17 @@ macro_rules! impl_store {
                 &self,
                 id: &str,
                 now: pforte_core::model::Timestamp,
-            ) -> pforte_core::store::StoreResult<()> {
+            ) -> pforte_core::store::StoreResult<bool> {
                 use $crate::common::*;
-                sqlx::query("UPDATE sessions SET auth_time = $2, last_seen = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now)
-                    .execute(self.writer())
-                    .await
-                    .map_err(err("reauthenticate_session"))?;
-                Ok(())
+                let done = sqlx::query(
+                    "UPDATE sessions SET auth_time = $2, last_seen = $2 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(self.writer())
+                .await
+                .map_err(err("reauthenticate_session"))?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn delete_session(&self, id: &str) -> pforte_core::store::StoreResult<()> {

@@ -667,9 +667,12 @@ pub async fn sessions<S: Store>(s: &S) -> CheckResult {
         Some(touched.clone()),
         "touched session"
     );
-    s.reauthenticate_session(&id, NOW + 90)
-        .await
-        .ctx("reauthenticate_session")?;
+    ensure!(
+        s.reauthenticate_session(&id, NOW + 90)
+            .await
+            .ctx("reauthenticate_session")?,
+        "reauthenticate_session found no session"
+    );
     let mut renewed = touched;
     renewed.auth_time = NOW + 90;
     renewed.last_seen = NOW + 90;
@@ -677,6 +680,12 @@ pub async fn sessions<S: Store>(s: &S) -> CheckResult {
         s.get_session(&id).await.ctx("get_session")?,
         Some(renewed),
         "re-authenticated session"
+    );
+    ensure!(
+        !s.reauthenticate_session(&unique("none"), NOW)
+            .await
+            .ctx("reauthenticate_session (unknown)")?,
+        "reauthenticate_session claims an unknown session"
     );
     s.touch_session(&unique("none"), NOW)
         .await

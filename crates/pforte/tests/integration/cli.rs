@@ -458,6 +458,15 @@ fn dev_serves_the_demo_realm_on_this_machine_only() {
             ("PFORTE_BASE_URL", "https://id.example.org"),
             "PFORTE_BASE_URL",
         ),
+        (
+            ("PFORTE_BASE_URL", "http://localhost.example.org"),
+            "PFORTE_BASE_URL",
+        ),
+        // Refused before connecting (connecting would already migrate the schema).
+        (
+            ("PFORTE_DATABASE_URL", "postgres://127.0.0.1:1/x"),
+            "SQLite",
+        ),
     ] {
         let out = run(&["dev"], &[env, ("PFORTE_DATA_DIR", data)]);
         assert!(!out.status.success(), "{env:?}");

@@ -2,7 +2,15 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Everything but RFC 3986's unreserved characters: safe in a query value, and no longer
+/// than it must be (the URL of a POSTed request can be long).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 use pforte_core::authorize::{self, AuthorizeError, AuthorizeParams, Next};
 use pforte_core::rng;
 use pforte_core::{Store, session};
@@ -54,16 +62,18 @@ pub async fn post(
         .map(|(k, v)| {
             format!(
                 "{}={}",
-                utf8_percent_encode(k, NON_ALPHANUMERIC),
-                utf8_percent_encode(v, NON_ALPHANUMERIC)
+                utf8_percent_encode(k, QUERY_VALUE),
+                utf8_percent_encode(v, QUERY_VALUE)
             )
         })
         .collect::<Vec<_>>()
         .join("&");
+    // Relative, and the realm name as the cookies' path has it (its characters are
+    // URL-safe): an encoded name would not match the cookie path, and the browser would
+    // send no cookie with the GET; an absolute URL could switch the host it came in by.
     let location = format!(
-        "{}/realms/{}/protocol/openid-connect/auth?{query}",
-        state.config.base_url,
-        utf8_percent_encode(&realm.name, NON_ALPHANUMERIC)
+        "/realms/{}/protocol/openid-connect/auth?{query}",
+        realm.name
     );
     match HeaderValue::from_str(&location) {
         Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),

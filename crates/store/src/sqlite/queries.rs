@@ -556,7 +556,7 @@ impl Store for SqliteStore {
         .map(drop)
     }
 
-    async fn reauthenticate_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+    async fn reauthenticate_session(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
         let id = id.to_owned();
         self.execute(
             "reauthenticate_session",
@@ -564,7 +564,7 @@ impl Store for SqliteStore {
             (id, now),
         )
         .await
-        .map(drop)
+        .map(|rows| rows == 1)
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<()> {
