@@ -86,13 +86,18 @@ pub async fn attack_server_with(patch: Value) -> TestServer {
 
 /// Enables or disables alice, as an import of the realm file would.
 pub async fn set_alice_enabled(server: &TestServer, enabled: bool) {
+    change_alice(server, |alice| alice.enabled = enabled).await;
+}
+
+/// Changes alice's stored record, as an import of the realm file would.
+pub async fn change_alice(server: &TestServer, change: impl FnOnce(&mut pforte_core::model::User)) {
     let mut alice = server
         .store
         .find_user_by_username("demo", "alice")
         .await
         .unwrap()
         .unwrap();
-    alice.enabled = enabled;
+    change(&mut alice);
     server
         .store
         .apply_import(&pforte_core::store::RealmImport {
@@ -101,6 +106,49 @@ pub async fn set_alice_enabled(server: &TestServer, enabled: bool) {
         })
         .await
         .unwrap();
+}
+
+/// A server with the attack realm twice: as `demo` and as `other` (same clients, same users,
+/// keys of its own).
+pub async fn two_realm_server() -> TestServer {
+    TestServer::start_with(TestServerOptions {
+        realms: vec![
+            attack_realm(json!({})),
+            attack_realm(json!({"realm": "other"})),
+        ],
+        ..Default::default()
+    })
+    .await
+}
+
+/// Logs alice in at realm `other` for demo-app and redeems the code there: the tokens.
+pub async fn tokens_of_realm_other(server: &TestServer) -> Value {
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let form = browser
+        .open_login(
+            &crate::code_flow::auth_url(server, &challenge, "")
+                .replace("/realms/demo/", "/realms/other/"),
+        )
+        .await;
+    let res = browser
+        .submit_login(&server.base_url, &form, "alice", "alice")
+        .await;
+    let cb = callback(&res);
+    let res = post_form(
+        &server.url("/realms/other/protocol/openid-connect/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "demo-app"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 pub fn issuer(server: &TestServer) -> String {

@@ -1352,21 +1352,10 @@ async fn a_login_finished_after_the_client_changed_gets_no_code() {
 #[tokio::test]
 async fn no_one_logs_in_as_a_service_account() {
     let server = attack_server().await;
-    let mut alice = server
-        .store
-        .find_user_by_username("demo", "alice")
-        .await
-        .unwrap()
-        .unwrap();
-    alice.service_account_client_id = Some(crate::negative_authorize::EXCHANGE_CLIENT.into());
-    server
-        .store
-        .apply_import(&pforte_core::store::RealmImport {
-            users: vec![alice],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    crate::negative_authorize::change_alice(&server, |alice| {
+        alice.service_account_client_id = Some(crate::negative_authorize::EXCHANGE_CLIENT.into());
+    })
+    .await;
     let mut browser = Browser::new();
     let form = open_demo_login(&server, &mut browser, "").await;
     let res = browser
@@ -1381,41 +1370,13 @@ async fn no_one_logs_in_as_a_service_account() {
 /// names: a forged, foreign or wrong-kind hint is refused, and nothing ends.
 #[tokio::test]
 async fn logout_refuses_a_hint_that_is_not_this_realms_id_token() {
-    let other_realm = attack_realm(json!({"realm": "other"}));
-    let server = TestServer::start_with(TestServerOptions {
-        realms: vec![attack_realm(json!({})), other_realm],
-        ..Default::default()
-    })
-    .await;
+    let server = crate::negative_authorize::two_realm_server().await;
     let mut browser = Browser::new();
     let (code, verifier) = login(&server, &mut browser).await;
     let tokens = redeem_ok(&server, &code, &verifier).await;
     let id_token = tokens["id_token"].as_str().unwrap();
-
     // alice's ID token of realm `other`, signed with that realm's key.
-    let mut elsewhere = Browser::new();
-    let (verifier, challenge) = pkce();
-    let form = elsewhere
-        .open_login(&auth_url(&server, &challenge, "").replace("/realms/demo/", "/realms/other/"))
-        .await;
-    let res = elsewhere
-        .submit_login(&server.base_url, &form, "alice", "alice")
-        .await;
-    let cb = callback(&res);
-    let res = client()
-        .post(server.url("/realms/other/protocol/openid-connect/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", cb.get("code").unwrap()),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "demo-app"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (status, other) = crate::negative_authorize::status_json(res).await;
-    assert_eq!(status, 200, "{other}");
+    let other = crate::negative_authorize::tokens_of_realm_other(&server).await;
 
     let (head, rest) = id_token.split_once('.').unwrap();
     let (payload, signature) = rest.split_once('.').unwrap();

@@ -1511,16 +1511,10 @@ async fn an_expired_code_is_refused() {
 /// here, though the client ids and the user's name are the same.
 #[tokio::test]
 async fn another_realms_tokens_are_refused() {
-    let server = TestServer::start_with(TestServerOptions {
-        realms: vec![
-            crate::negative_authorize::attack_realm(serde_json::json!({})),
-            crate::negative_authorize::attack_realm(serde_json::json!({"realm": "other"})),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let server = crate::negative_authorize::two_realm_server().await;
     let other_url =
         |path: &str| server.url(&format!("/realms/other/protocol/openid-connect/{path}"));
+    // A code of realm `other` at demo's token endpoint: refused, and then it is used up.
     let mut browser = Browser::new();
     let (verifier, challenge) = pkce();
     let form = browser
@@ -1533,39 +1527,10 @@ async fn another_realms_tokens_are_refused() {
         .submit_login(&server.base_url, &form, "alice", "alice")
         .await;
     let cb = pforte_testkit::callback(&res);
-    let code = cb.get("code").unwrap();
-    // The code at demo's token endpoint: refused, and then it is used up.
-    let res = redeem(&server, code, &verifier).await;
+    let res = redeem(&server, cb.get("code").unwrap(), &verifier).await;
     assert_oauth_error(res, 400, "invalid_grant").await;
 
-    let tokens = {
-        let mut browser = Browser::new();
-        let (verifier, challenge) = pkce();
-        let form = browser
-            .open_login(
-                &crate::code_flow::auth_url(&server, &challenge, "")
-                    .replace("/realms/demo/", "/realms/other/"),
-            )
-            .await;
-        let res = browser
-            .submit_login(&server.base_url, &form, "alice", "alice")
-            .await;
-        let cb = pforte_testkit::callback(&res);
-        let res = post_form(
-            &other_url("token"),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", cb.get("code").unwrap()),
-                ("redirect_uri", REDIRECT),
-                ("client_id", "demo-app"),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-        let (status, body) = status_json(res).await;
-        assert_eq!(status, 200, "{body}");
-        body
-    };
+    let tokens = crate::negative_authorize::tokens_of_realm_other(&server).await;
     let res = refresh(&server, "demo-app", s(&tokens["refresh_token"]), None).await;
     assert_oauth_error(res, 400, "invalid_grant").await;
     let res = http_client()
