@@ -3,14 +3,6 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-
-/// Everything but RFC 3986's unreserved characters: safe in a query value, and no longer
-/// than it must be (the URL of a POSTed request can be long).
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 use pforte_core::authorize::{self, AuthorizeError, AuthorizeParams, Next};
 use pforte_core::rng;
 use pforte_core::{Store, session};
@@ -20,6 +12,14 @@ use crate::ApiError;
 use crate::cookies::{self, CookieJar};
 use crate::pages;
 use crate::state::AppState;
+
+/// Everything but RFC 3986's unreserved characters: safe in a query value, and no longer
+/// than it must be (the URL of a POSTed request can be long).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 pub async fn get(
     State(state): State<AppState>,
