@@ -242,10 +242,7 @@ async fn replace_session<S: Store>(
     now: Timestamp,
     rng: &dyn Rng,
 ) -> Result<(Session, String), StoreError> {
-    let old = match cookie.filter(|c| !c.is_empty() && c.len() <= 128) {
-        Some(c) => store.get_session(&hash_token(c)).await?.map(|s| (s, c)),
-        None => None,
-    };
+    let old = session::by_cookie(store, cookie).await?.zip(cookie);
     let same_user = old
         .as_ref()
         .filter(|(s, _)| s.user_id == user.id && session::is_active(realm, s, now));

@@ -53,11 +53,15 @@ pub async fn from_cookie<S: Store>(
     cookie: Option<&str>,
     now: Timestamp,
 ) -> StoreResult<Option<Session>> {
-    let Some(secret) = cookie.filter(|c| !c.is_empty() && c.len() <= 128) else {
-        return Ok(None);
-    };
-    Ok(store
-        .get_session(&hash_token(secret))
+    Ok(by_cookie(store, cookie)
         .await?
         .filter(|s| is_active(realm, s, now)))
+}
+
+/// The session a cookie value opens, whether or not it is still active.
+pub async fn by_cookie<S: Store>(store: &S, cookie: Option<&str>) -> StoreResult<Option<Session>> {
+    match cookie.filter(|c| !c.is_empty() && c.len() <= 128) {
+        Some(secret) => store.get_session(&hash_token(secret)).await,
+        None => Ok(None),
+    }
 }

@@ -187,11 +187,7 @@ pub async fn dev(mut config: Config) -> Result<()> {
         );
     }
     // Checked before connecting: connecting to PostgreSQL already migrates its schema.
-    if !config
-        .database_url
-        .get(.."sqlite:".len())
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sqlite:"))
-    {
+    if AnyStore::backend_of(&config.database_url) != Some("sqlite") {
         bail!(
             "pforte dev keeps its data in SQLite only: it would write its demo realm (alice/alice) into the database of PFORTE_DATABASE_URL\n  fix: unset PFORTE_DATABASE_URL; for a shared database run `pforte serve`"
         );

@@ -40,14 +40,24 @@ impl std::fmt::Debug for AnyStore {
 impl AnyStore {
     /// Connects by scheme (`sqlite:`, `postgres:`, `postgresql:`) and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<AnyStore> {
-        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
-        match scheme.as_deref() {
+        match Self::backend_of(url) {
             Some("sqlite") => Ok(SqliteStore::connect(url).await?.into()),
-            Some("postgres" | "postgresql") => Ok(PgStore::connect(url).await?.into()),
-            _ => Err(StoreError::Backend(format!(
+            Some(_) => Ok(PgStore::connect(url).await?.into()),
+            None => Err(StoreError::Backend(format!(
                 "unsupported database URL {}: expected one of {ACCEPTED_URLS}",
                 crate::redact_url(url)
             ))),
+        }
+    }
+
+    /// The backend [`AnyStore::connect`] picks for `url` (`"sqlite"` or `"postgres"`, as
+    /// [`AnyStore::backend`] names it), by its scheme; `None` for a URL it refuses.
+    pub fn backend_of(url: &str) -> Option<&'static str> {
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("sqlite") => Some("sqlite"),
+            Some("postgres" | "postgresql") => Some("postgres"),
+            _ => None,
         }
     }
 
