@@ -18,23 +18,12 @@ mod workers;
 
 use std::future::Future;
 
-use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use error::ApiError;
 pub use keycache::KeyCache;
 pub use state::{AppState, Clock, ServerConfig, SystemClock, is_plain_http_loopback};
 pub use workers::Workers;
-
-/// The whole application as one router.
-pub fn router(state: AppState) -> Router {
-    let read_timeout = state.config.read_timeout;
-    routes::router(state)
-        .layer(headers::security_headers())
-        // A body that stalls for longer fails to read, and its request gets a 400.
-        .layer(RequestBodyTimeoutLayer::new(read_timeout))
-}
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish. The connections
 /// are served on `workers` (see [`Workers`]); several servers may share them.
@@ -45,7 +34,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let read_timeout = state.config.read_timeout;
-    listen::serve(listener, router(state), workers, read_timeout, shutdown).await
+    listen::serve(
+        listener,
+        routes::router(state),
+        workers,
+        read_timeout,
+        shutdown,
+    )
+    .await
 }
 
 /// The operating system's random source, for callers outside the server (CLI import).

@@ -16,14 +16,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tower::ServiceExt;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::timeout::TimeoutBody;
 
+use crate::headers::security_headers;
+use crate::routes::BODY_LIMIT;
 use crate::workers::Workers;
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets every
@@ -74,7 +78,7 @@ pub async fn serve(
             (http.clone(), app.clone(), stopping_rx.clone(), open.clone());
         workers.spawn_connection(move || async move {
             match TcpStream::from_std(stream) {
-                Ok(stream) => connection(http, stream, app, stopping, open).await,
+                Ok(stream) => connection(http, read_timeout, stream, app, stopping, open).await,
                 Err(err) => tracing::debug!(%err, "a worker could not take a connection"),
             }
         });
@@ -89,6 +93,7 @@ pub async fn serve(
 
 async fn connection(
     http: hyper::server::conn::http1::Builder,
+    read_timeout: Duration,
     stream: TcpStream,
     app: Router,
     mut stopping: watch::Receiver<bool>,
@@ -97,8 +102,19 @@ async fn connection(
     // A response is written with one writev; Nagle's algorithm could only hold back the
     // tail of a large one.
     let _ = stream.set_nodelay(true);
-    let service =
-        TowerToHyperService::new(app.map_request(|req: Request<Incoming>| req.map(Body::new)));
+    // The middleware every response gets wraps the router here, once: `Router::layer` would
+    // wrap each route in a boxed service of its own, which every request clones and whose
+    // future it boxes, once per layer. A body that stalls for longer than the read timeout
+    // fails to read (400).
+    let app = app.map_request(move |req: Request<Incoming>| {
+        req.map(|body| Body::new(TimeoutBody::new(read_timeout, body)))
+    });
+    let service = TowerToHyperService::new(
+        ServiceBuilder::new()
+            .layer(security_headers())
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .service(app),
+    );
     let mut conn = std::pin::pin!(http.serve_connection(TokioIo::new(stream), service));
     let stop = async move {
         // Err: the accept loop is gone, which means stop as well.

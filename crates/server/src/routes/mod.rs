@@ -10,7 +10,6 @@ mod userinfo;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use pforte_core::Store;
 use pforte_core::model::Realm;
@@ -20,7 +19,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Forms and tokens are small; anything bigger is refused before it is read.
-const BODY_LIMIT: usize = 64 * 1024;
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let oidc = "/realms/{realm}/protocol/openid-connect";
@@ -63,7 +62,6 @@ pub fn router(state: AppState) -> Router {
             get(logout::get).post(logout::post),
         )
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
