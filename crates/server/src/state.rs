@@ -69,7 +69,17 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<AnyStore>, config: ServerConfig, master: MasterKey) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        AppState::with_clock(store, config, master, Arc::new(SystemClock))
+    }
+
+    /// As [`AppState::new`], reading the time from `clock` (tests move it forward to
+    /// expire tokens and sessions without waiting).
+    pub fn with_clock(
+        store: Arc<AnyStore>,
+        config: ServerConfig,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let rng = system_rng();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         AppState {

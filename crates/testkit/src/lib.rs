@@ -8,7 +8,7 @@ mod server;
 
 pub use browser::{Browser, Callback, LoginForm, callback, parse_login_form, pkce};
 pub use process::PforteProcess;
-pub use server::{TestServer, TestServerOptions, shared_workers};
+pub use server::{TestClock, TestServer, TestServerOptions, shared_workers};
 
 /// The example realm shipped in the repository (`examples/realm.json`).
 pub const EXAMPLE_REALM: &str = include_str!("../../../examples/realm.json");
@@ -23,6 +23,12 @@ pub fn postgres_url() -> Option<String> {
             None
         }
     }
+}
+
+/// HMAC-SHA256 of `data` under `key`: for forging tokens in tests.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec()
 }
 
 /// A unique path under the system temp folder (no extra dependency for temp dirs).

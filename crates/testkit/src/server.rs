@@ -1,9 +1,10 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use pforte_core::import;
 use pforte_core::secret::PasswordCost;
 use pforte_jose::seal::MasterKey;
-use pforte_server::{AppState, ServerConfig};
+use pforte_server::{AppState, Clock, ServerConfig, SystemClock};
 use pforte_store::AnyStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,6 +21,32 @@ pub struct TestServerOptions {
     pub login_failure_delay: std::time::Duration,
     /// The server's read timeout (its production default unless a test shortens it).
     pub read_timeout: std::time::Duration,
+    /// The server's clock; the system's unless a test wants to move time forward.
+    pub clock: Option<Arc<TestClock>>,
+}
+
+/// The system clock plus an offset a test can advance: tokens, codes and sessions expire
+/// without the test waiting for them.
+#[derive(Default)]
+pub struct TestClock {
+    offset: AtomicI64,
+}
+
+impl TestClock {
+    pub fn new() -> Arc<TestClock> {
+        Arc::new(TestClock::default())
+    }
+
+    /// Moves the clock `seconds` forward.
+    pub fn advance(&self, seconds: i64) {
+        self.offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> pforte_core::model::Timestamp {
+        SystemClock.now() + self.offset.load(Ordering::SeqCst)
+    }
 }
 
 impl Default for TestServerOptions {
@@ -30,6 +57,7 @@ impl Default for TestServerOptions {
             master_key: None,
             login_failure_delay: std::time::Duration::from_millis(10),
             read_timeout: ServerConfig::new(String::new()).read_timeout,
+            clock: None,
         }
     }
 }
@@ -81,7 +109,11 @@ impl TestServer {
         config.password_cost = PasswordCost::MINIMUM;
         config.login_failure_delay = options.login_failure_delay;
         config.read_timeout = options.read_timeout;
-        let state = AppState::new(store.clone(), config, master);
+        let clock: Arc<dyn Clock> = match options.clock {
+            Some(clock) => clock,
+            None => Arc::new(SystemClock),
+        };
+        let state = AppState::with_clock(store.clone(), config, master, clock);
         let (tx, rx) = oneshot::channel();
         let serving = state.clone();
         let task = tokio::spawn(async move {

@@ -1618,3 +1618,134 @@ async fn every_attempt_pays_for_a_password_check_and_a_busy_one_counts_nothing()
         "a check that did not run is not a failed login"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Rules that need time to pass, and the logout confirmation's token
+// ---------------------------------------------------------------------------------------
+
+/// `max_age` (OIDC Core §3.1.2.1): an SSO session whose login is older than `max_age`
+/// seconds asks for the login again, and `prompt=none` cannot skip it. A younger one answers
+/// at once.
+#[tokio::test]
+async fn a_login_older_than_max_age_is_asked_for_again() {
+    let clock = pforte_testkit::TestClock::new();
+    let server = TestServer::start_with(TestServerOptions {
+        realms: vec![attack_realm(json!({}))],
+        clock: Some(clock.clone()),
+        ..Default::default()
+    })
+    .await;
+    let mut browser = Browser::new();
+    login_and_sid(&server, &mut browser).await;
+    clock.advance(120);
+
+    let (_, challenge) = pkce();
+    let res = browser
+        .get(&auth_url(&server, &challenge, "&max_age=3600"))
+        .await;
+    assert!(
+        callback(&res).get("code").is_some(),
+        "the control: {}",
+        callback(&res).location
+    );
+    let res = open_demo_login_response(&server, &mut browser, "&max_age=60").await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("id=\"kc-login\""), "{page}");
+    let res = browser
+        .get(&auth_url(&server, &challenge, "&max_age=60&prompt=none"))
+        .await;
+    assert_error_redirect(&server, &res, REDIRECT, "login_required");
+}
+
+/// A failed login is answered only after the configured delay, for a known user with a
+/// wrong password and for an unknown name alike: the brake on guessing that works even
+/// when the realm has no lock-out (Keycloak's default, `bruteForceProtected: false`).
+#[tokio::test]
+async fn failed_logins_are_answered_after_the_delay() {
+    let delay = std::time::Duration::from_millis(400);
+    let server = TestServer::start_with(TestServerOptions {
+        realms: vec![attack_realm(json!({}))],
+        login_failure_delay: delay,
+        ..Default::default()
+    })
+    .await;
+    for (username, password) in [("alice", "wrong"), ("nobody", "wrong")] {
+        let mut browser = Browser::new();
+        let form = open_demo_login(&server, &mut browser, "").await;
+        let started = std::time::Instant::now();
+        let res = browser
+            .submit_login(&server.base_url, &form, username, password)
+            .await;
+        let took = started.elapsed();
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains(INVALID_EN));
+        assert!(took >= delay, "{username}: answered after {took:?}");
+    }
+}
+
+/// The logout confirmation's token is bound to the browser's session: a forged one, or
+/// another browser's (taken from its own confirmation page), asks again and ends nothing.
+#[tokio::test]
+async fn the_logout_confirmation_needs_this_browsers_token() {
+    let server = attack_server().await;
+    let mut victim = Browser::new();
+    let victim_tokens = login_tokens(&server, &mut victim).await;
+    let mut attacker = Browser::new();
+    let foreign = login_tokens(&server, &mut attacker).await;
+    let logout = server.url("/realms/demo/protocol/openid-connect/logout");
+    let post_logout = "http://127.0.0.1:8082/";
+    let hint = foreign["id_token"].as_str().unwrap();
+
+    // Both browsers are asked to confirm a logout with the attacker's hint… for the
+    // attacker's browser, a hint-less logout asks as well.
+    let res = victim
+        .get(&attacker_logout_url(&logout, hint, post_logout))
+        .await;
+    let victim_fields = confirm_form_fields(&res.text().await.unwrap());
+    let res = attacker.get(&logout).await;
+    let attacker_fields = confirm_form_fields(&res.text().await.unwrap());
+    let token_of = |fields: &[(String, String)]| {
+        fields
+            .iter()
+            .find(|(k, _)| k == "confirm")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no confirm field: {fields:?}"))
+    };
+    let victims_token = token_of(&victim_fields);
+    let attackers_token = token_of(&attacker_fields);
+    assert_ne!(victims_token, attackers_token);
+
+    for forged in ["garbage".to_owned(), String::new(), attackers_token] {
+        let mut form: Vec<(&str, &str)> = victim_fields
+            .iter()
+            .filter(|(k, _)| k != "confirm")
+            .map(|(k, v)| (&**k, &**v))
+            .collect();
+        form.push(("confirm", &forged));
+        let res = victim.post_form(&logout, &form).await;
+        assert_eq!(res.status(), 200, "{forged}");
+        assert!(
+            set_cookies(&res).is_empty(),
+            "{forged}: {:?}",
+            set_cookies(&res)
+        );
+        let page = res.text().await.unwrap();
+        assert!(page.contains("id=\"kc-logout\""), "{forged}: {page}");
+        assert!(has_session(&server, &mut victim).await, "{forged}");
+    }
+    let res = refresh(
+        &server,
+        "demo-app",
+        victim_tokens["refresh_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200, "the victim's tokens survive");
+
+    // The control: the victim's own token logs out.
+    let form: Vec<(&str, &str)> = victim_fields.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let res = victim.post_form(&logout, &form).await;
+    assert_eq!(callback(&res).location, format!("{post_logout}?state=s"));
+    assert!(!has_session(&server, &mut victim).await);
+}

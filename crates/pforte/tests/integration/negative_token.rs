@@ -1630,3 +1630,366 @@ async fn a_confidential_client_that_sent_a_challenge_must_send_its_verifier() {
         assert_eq!(res.status(), 200);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Access tokens that must not pass: expired, forged
+// ---------------------------------------------------------------------------------------
+
+/// Userinfo's status and `WWW-Authenticate` challenge for `token`.
+async fn userinfo_status(server: &TestServer, token: &str) -> (StatusCode, String) {
+    let res = http_client()
+        .get(userinfo_url(server))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let challenge = res
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status(), challenge)
+}
+
+/// Refused by userinfo as an invalid token and inactive at introspection, with nothing
+/// else said about it.
+async fn assert_refused_everywhere(server: &TestServer, token: &str, what: &str) {
+    let (status, challenge) = userinfo_status(server, token).await;
+    assert_eq!(status, 401, "{what}");
+    assert!(
+        challenge.contains("error=\"invalid_token\""),
+        "{what}: {challenge}"
+    );
+    assert_eq!(
+        introspect(server, token).await,
+        serde_json::json!({"active": false}),
+        "{what}"
+    );
+}
+
+/// An access token past its `exp` is refused, though its session, grant, user and client
+/// are all still alive (the refresh token still works).
+#[tokio::test]
+async fn an_expired_access_token_is_refused() {
+    let clock = pforte_testkit::TestClock::new();
+    let server = TestServer::start_with(TestServerOptions {
+        realms: vec![crate::negative_authorize::attack_realm(serde_json::json!(
+            {}
+        ))],
+        clock: Some(clock.clone()),
+        ..Default::default()
+    })
+    .await;
+    let tokens = demo_tokens(&server).await;
+    let at = s(&tokens["access_token"]);
+    let lifespan = tokens["expires_in"].as_i64().unwrap();
+    assert_eq!(userinfo_status(&server, at).await.0, 200, "the control");
+    assert_active(&server, at, true).await;
+
+    // Shortly before `exp` it still passes; at `exp` it is over.
+    clock.advance(lifespan - 5);
+    assert_eq!(userinfo_status(&server, at).await.0, 200);
+    clock.advance(5);
+    assert_refused_everywhere(&server, at, "expired").await;
+    let res = refresh(&server, "demo-app", s(&tokens["refresh_token"]), None).await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "the grant is alive: {body}");
+    assert_eq!(
+        userinfo_status(&server, s(&body["access_token"])).await.0,
+        200
+    );
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn jwt_header(token: &str) -> Value {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The published JWK that signed `token`.
+async fn signing_jwk(server: &TestServer, token: &str) -> Value {
+    let kid = jwt_header(token)["kid"].clone();
+    let certs: Value = http_client()
+        .get(server.url("/realms/demo/protocol/openid-connect/certs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    certs["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap_or_else(|| panic!("the token's key {kid} is published: {certs}"))
+        .clone()
+}
+
+/// Forgeries of a real access token: a changed payload under the original signature, a
+/// changed signature, `alg: none` and HS256 keyed with the public key, each with the real
+/// `kid` and `typ`. None passes userinfo or introspection.
+#[tokio::test]
+async fn forged_access_tokens_are_refused() {
+    let server = attack_server().await;
+    let tokens = demo_tokens(&server).await;
+    let at = s(&tokens["access_token"]);
+    assert_eq!(userinfo_status(&server, at).await.0, 200, "the control");
+    let parts: Vec<&str> = at.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header = jwt_header(at);
+    let claims = crate::code_flow::jwt_claims(at);
+
+    let mut forged = Vec::new();
+    // The payload changed, the signature kept: another subject, a later expiry.
+    for (name, value) in [
+        ("sub", serde_json::json!("someone-else")),
+        (
+            "exp",
+            serde_json::json!(claims["exp"].as_i64().unwrap() + 86_400),
+        ),
+    ] {
+        let mut c = claims.clone();
+        c[name] = value;
+        let payload = b64(&serde_json::to_vec(&c).unwrap());
+        forged.push((
+            format!("changed {name}"),
+            format!("{}.{payload}.{}", parts[0], parts[2]),
+        ));
+    }
+    // One character of the signature changed, in its middle (the last one may carry only
+    // padding bits).
+    let mut sig: Vec<u8> = parts[2].bytes().collect();
+    let i = sig.len() / 2;
+    sig[i] = if sig[i] == b'A' { b'B' } else { b'A' };
+    let sig = String::from_utf8(sig).unwrap();
+    forged.push((
+        "changed signature".into(),
+        format!("{}.{}.{sig}", parts[0], parts[1]),
+    ));
+    // `alg: none`, and HS256 with the published key as the HMAC secret.
+    let jwk = signing_jwk(&server, at).await;
+    for alg in ["none", "HS256"] {
+        let mut h = header.clone();
+        h["alg"] = alg.into();
+        let input = format!("{}.{}", b64(&serde_json::to_vec(&h).unwrap()), parts[1]);
+        let signature = if alg == "none" {
+            String::new()
+        } else {
+            let key = serde_json::to_vec(&jwk).unwrap();
+            b64(&pforte_testkit::hmac_sha256(&key, input.as_bytes()))
+        };
+        forged.push((format!("alg {alg}"), format!("{input}.{signature}")));
+    }
+    for (what, token) in forged {
+        assert_ne!(token, at);
+        assert_refused_everywhere(&server, &token, &what).await;
+    }
+    assert_eq!(
+        userinfo_status(&server, at).await.0,
+        200,
+        "the original still passes"
+    );
+}
+
+/// `client_secret_post`: the secret in the form body authenticates as well as the Basic
+/// header does (the negative tests would also pass if the body's secret were never
+/// accepted).
+#[tokio::test]
+async fn client_secret_post_authenticates() {
+    let server = attack_server().await;
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", EXCHANGE_CLIENT),
+            ("client_secret", EXCHANGE_SECRET),
+        ],
+    )
+    .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert_active(&server, s(&body["access_token"]), true).await;
+    // A confidential client redeems its code with the secret in the body.
+    let mut browser = Browser::new();
+    let cb = login_for(&server, &mut browser, "conf-app", REDIRECT, "").await;
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", cb.get("code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "conf-app"),
+            ("client_secret", CONF_SECRET),
+        ],
+    )
+    .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    // The wrong secret in the body is refused like a wrong Basic one.
+    let res = post_form(
+        &token_url(&server),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", EXCHANGE_CLIENT),
+            ("client_secret", "not-the-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+}
+
+/// A code presented again after its tokens were refreshed: what the refresh issued is
+/// revoked as well, not only the first pair.
+#[tokio::test]
+async fn code_reuse_after_a_refresh_revokes_the_refreshed_tokens() {
+    let server = attack_server().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let first = redeem_ok(&server, &code, &verifier).await;
+    let res = refresh(&server, "demo-app", s(&first["refresh_token"]), None).await;
+    let (status, second) = status_json(res).await;
+    assert_eq!(status, 200, "{second}");
+    assert_active(&server, s(&second["access_token"]), true).await;
+
+    let res = redeem(&server, &code, &verifier).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    assert_active(&server, s(&second["access_token"]), false).await;
+    let res = refresh(&server, "demo-app", s(&second["refresh_token"]), None).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+}
+
+/// A native app's code is bound to the loopback port it was issued for: the port may vary
+/// between authorizations, not between the authorization and the token request.
+#[tokio::test]
+async fn a_native_apps_code_is_bound_to_its_loopback_port() {
+    let server = attack_server().await;
+    for (redeemed_at, ok) in [
+        ("http://127.0.0.1:40000/cb", false),
+        ("http://127.0.0.1/cb", false),
+        ("http://127.0.0.1:53117/cb", true),
+    ] {
+        let mut browser = Browser::new();
+        let (verifier, challenge) = pkce();
+        let issued_for = "http://127.0.0.1:53117/cb";
+        let cb = login_for(
+            &server,
+            &mut browser,
+            "native-app",
+            issued_for,
+            &s256(&challenge),
+        )
+        .await;
+        let res = post_form(
+            &token_url(&server),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", cb.get("code").unwrap()),
+                ("redirect_uri", redeemed_at),
+                ("client_id", "native-app"),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+        if ok {
+            assert_eq!(res.status(), 200, "{redeemed_at}");
+        } else {
+            assert_oauth_error(res, 400, "invalid_grant").await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets at rest
+// ---------------------------------------------------------------------------------------
+
+/// The bytes of a SQLite database: the file, its write-ahead log and shared memory.
+fn database_bytes(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        if let Ok(b) = std::fs::read(&p) {
+            bytes.extend_from_slice(&b);
+        }
+    }
+    assert!(!bytes.is_empty(), "no database at {}", path.display());
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The design's rule: client secrets and private keys hashed or encrypted, codes and
+/// refresh tokens stored as hashes. After a login, a refresh and a client_credentials
+/// grant, none of them is in the database's bytes in plain text.
+#[tokio::test]
+async fn secrets_are_not_stored_in_plain_text() {
+    let path = pforte_testkit::temp_path("at-rest").with_extension("db");
+    let server = TestServer::start_with(TestServerOptions {
+        database_url: Some(format!("sqlite://{}", path.display())),
+        realms: vec![crate::negative_authorize::attack_realm(serde_json::json!(
+            {}
+        ))],
+        ..Default::default()
+    })
+    .await;
+    let mut browser = Browser::new();
+    let (code, verifier) = login(&server, &mut browser).await;
+    let first = redeem_ok(&server, &code, &verifier).await;
+    let res = refresh(&server, "demo-app", s(&first["refresh_token"]), None).await;
+    let (status, second) = status_json(res).await;
+    assert_eq!(status, 200, "{second}");
+    let res = post_form_basic(
+        &token_url(&server),
+        EXCHANGE_CLIENT,
+        EXCHANGE_SECRET,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let jwk = signing_jwk(&server, s(&first["access_token"])).await;
+    assert_eq!(jwk["kty"], "EC", "{jwk}");
+
+    let bytes = database_bytes(&path);
+    // The control: what is stored in plain text is found (a user name, the public key).
+    assert!(contains(&bytes, b"token-exchange-client"));
+    let x = s(&jwk["x"]);
+    assert!(contains(&bytes, x.as_bytes()), "the public key is stored");
+    let cookie = browser
+        .cookies
+        .get("PFORTE_SESSION")
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", browser.cookies))
+        .clone();
+    for (what, secret) in [
+        ("session cookie", cookie.as_str()),
+        ("code", code.as_str()),
+        ("first refresh token", s(&first["refresh_token"])),
+        ("rotated refresh token", s(&second["refresh_token"])),
+        ("exchange client's secret", EXCHANGE_SECRET),
+        ("conf-app's secret", CONF_SECRET),
+    ] {
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "the {what} is stored in plain text"
+        );
+    }
+    // A private JWK would carry `"d"`; a plain PKCS#8 key would carry the raw public point.
+    assert!(!contains(&bytes, b"\"d\":\""), "a private JWK is stored");
+    use base64::Engine;
+    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut point = vec![4u8];
+    point.extend(b64url.decode(x).unwrap());
+    point.extend(b64url.decode(s(&jwk["y"])).unwrap());
+    assert!(!contains(&bytes, &point), "a plain private key is stored");
+    let _ = std::fs::remove_file(&path);
+}
