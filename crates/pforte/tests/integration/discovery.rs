@@ -104,24 +104,45 @@ async fn health_endpoints_answer() {
     }
 }
 
+/// Every response: a document, no such endpoint (404), a method the endpoint does not
+/// have (405), a body over the limit (400), a malformed request the router never sees.
 #[tokio::test]
 async fn responses_carry_security_headers() {
     let server = TestServer::start().await;
-    let res = http_client()
-        .get(server.url("/realms/demo/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap();
-    let h = res.headers();
-    assert_eq!(h["x-content-type-options"], "nosniff");
-    assert_eq!(h["x-frame-options"], "DENY");
-    assert!(
-        h["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("frame-ancestors 'none'")
-    );
-    assert_eq!(h["referrer-policy"], "no-referrer");
+    let client = http_client();
+    let token = server.url("/realms/demo/protocol/openid-connect/token");
+    let big = format!("grant_type=x&code={}", "a".repeat(100 * 1024));
+    for (what, req, status) in [
+        (
+            "discovery",
+            client.get(server.url("/realms/demo/.well-known/openid-configuration")),
+            200,
+        ),
+        ("no such endpoint", client.get(server.url("/nowhere")), 404),
+        ("wrong method", client.delete(&token), 405),
+        (
+            "body over the limit",
+            client
+                .post(&token)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(big),
+            400,
+        ),
+    ] {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), status, "{what}");
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(h["x-frame-options"], "DENY", "{what}");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{what}"
+        );
+        assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    }
 }
 
 /// A test server whose master key is `key`, its realm `demo` and the current time.

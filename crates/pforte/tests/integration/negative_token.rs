@@ -1686,10 +1686,10 @@ async fn an_expired_access_token_is_refused() {
     assert_eq!(userinfo_status(&server, at).await.0, 200, "the control");
     assert_active(&server, at, true).await;
 
-    // Shortly before `exp` it still passes; at `exp` it is over.
-    clock.advance(lifespan - 5);
+    // Halfway it still passes; at `exp` it is over.
+    clock.advance(lifespan / 2);
     assert_eq!(userinfo_status(&server, at).await.0, 200);
-    clock.advance(5);
+    clock.advance(lifespan - lifespan / 2);
     assert_refused_everywhere(&server, at, "expired").await;
     let res = refresh(&server, "demo-app", s(&tokens["refresh_token"]), None).await;
     let (status, body) = status_json(res).await;
@@ -1703,6 +1703,23 @@ async fn an_expired_access_token_is_refused() {
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// An EC JWK's public point, uncompressed: `04 || x || y`.
+fn public_point(jwk: &Value) -> Vec<u8> {
+    use base64::Engine;
+    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut point = vec![4u8];
+    point.extend(b64url.decode(s(&jwk["x"])).unwrap());
+    point.extend(b64url.decode(s(&jwk["y"])).unwrap());
+    point
 }
 
 fn jwt_header(token: &str) -> Value {
@@ -1735,8 +1752,9 @@ async fn signing_jwk(server: &TestServer, token: &str) -> Value {
 }
 
 /// Forgeries of a real access token: a changed payload under the original signature, a
-/// changed signature, `alg: none` and HS256 keyed with the public key, each with the real
-/// `kid` and `typ`. None passes userinfo or introspection.
+/// changed signature, `alg: none`, and HS256 keyed with the public key in each form a
+/// confused verifier might use (JWK, raw point, SPKI DER, PEM), each with the real `kid`
+/// and `typ`. None passes userinfo or introspection.
 #[tokio::test]
 async fn forged_access_tokens_are_refused() {
     let server = attack_server().await;
@@ -1777,17 +1795,33 @@ async fn forged_access_tokens_are_refused() {
     ));
     // `alg: none`, and HS256 with the published key as the HMAC secret.
     let jwk = signing_jwk(&server, at).await;
-    for alg in ["none", "HS256"] {
+    let with_alg = |alg: &str| {
         let mut h = header.clone();
         h["alg"] = alg.into();
-        let input = format!("{}.{}", b64(&serde_json::to_vec(&h).unwrap()), parts[1]);
-        let signature = if alg == "none" {
-            String::new()
-        } else {
-            let key = serde_json::to_vec(&jwk).unwrap();
-            b64(&pforte_testkit::hmac_sha256(&key, input.as_bytes()))
-        };
-        forged.push((format!("alg {alg}"), format!("{input}.{signature}")));
+        format!("{}.{}", b64(&serde_json::to_vec(&h).unwrap()), parts[1])
+    };
+    forged.push(("alg none".into(), format!("{}.", with_alg("none"))));
+    let point = public_point(&jwk);
+    // A P-256 SubjectPublicKeyInfo is this fixed prefix and the point.
+    let mut spki = hex_bytes("3059301306072a8648ce3d020106082a8648ce3d030107034200");
+    spki.extend_from_slice(&point);
+    let pem = {
+        use base64::Engine;
+        let body = base64::engine::general_purpose::STANDARD.encode(&spki);
+        format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n")
+    };
+    let input = with_alg("HS256");
+    for (form, key) in [
+        ("JWK", serde_json::to_vec(&jwk).unwrap()),
+        ("raw point", point),
+        ("SPKI DER", spki),
+        ("PEM", pem.into_bytes()),
+    ] {
+        let signature = b64(&pforte_testkit::hmac_sha256(&key, input.as_bytes()));
+        forged.push((
+            format!("HS256 keyed with the {form}"),
+            format!("{input}.{signature}"),
+        ));
     }
     for (what, token) in forged {
         assert_ne!(token, at);
@@ -1961,10 +1995,21 @@ async fn secrets_are_not_stored_in_plain_text() {
     assert_eq!(jwk["kty"], "EC", "{jwk}");
 
     let bytes = database_bytes(&path);
-    // The control: what is stored in plain text is found (a user name, the public key).
+    // The controls: what is stored in plain text is found — a client id, the public key,
+    // and the refresh tokens' family id (a refresh token is `<family>.<secret>`; only the
+    // secret is hashed), which proves the refresh rows are in the bytes read.
     assert!(contains(&bytes, b"token-exchange-client"));
-    let x = s(&jwk["x"]);
-    assert!(contains(&bytes, x.as_bytes()), "the public key is stored");
+    assert!(
+        contains(&bytes, s(&jwk["x"]).as_bytes()),
+        "the public key is stored"
+    );
+    let (family, _) = s(&second["refresh_token"]).split_once('.').unwrap();
+    assert!(contains(&bytes, family.as_bytes()), "the family is stored");
+    let secret_of = |token: &Value| s(token).split_once('.').unwrap().1.to_owned();
+    let (first_secret, second_secret) = (
+        secret_of(&first["refresh_token"]),
+        secret_of(&second["refresh_token"]),
+    );
     let cookie = browser
         .cookies
         .get("PFORTE_SESSION")
@@ -1973,8 +2018,8 @@ async fn secrets_are_not_stored_in_plain_text() {
     for (what, secret) in [
         ("session cookie", cookie.as_str()),
         ("code", code.as_str()),
-        ("first refresh token", s(&first["refresh_token"])),
-        ("rotated refresh token", s(&second["refresh_token"])),
+        ("first refresh token's secret", first_secret.as_str()),
+        ("rotated refresh token's secret", second_secret.as_str()),
         ("exchange client's secret", EXCHANGE_SECRET),
         ("conf-app's secret", CONF_SECRET),
     ] {
@@ -1985,11 +2030,14 @@ async fn secrets_are_not_stored_in_plain_text() {
     }
     // A private JWK would carry `"d"`; a plain PKCS#8 key would carry the raw public point.
     assert!(!contains(&bytes, b"\"d\":\""), "a private JWK is stored");
-    use base64::Engine;
-    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut point = vec![4u8];
-    point.extend(b64url.decode(x).unwrap());
-    point.extend(b64url.decode(s(&jwk["y"])).unwrap());
-    assert!(!contains(&bytes, &point), "a plain private key is stored");
-    let _ = std::fs::remove_file(&path);
+    assert!(
+        !contains(&bytes, &public_point(&jwk)),
+        "a plain private key is stored"
+    );
+    server.stop().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
 }
