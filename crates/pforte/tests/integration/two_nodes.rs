@@ -154,6 +154,11 @@ async fn one_flow_across_two_nodes_on_one_postgres() {
     let realm = format!("demo-{}-{nanos}", std::process::id());
     let mut rep: Value = serde_json::from_str(EXAMPLE_REALM).unwrap();
     rep["realm"] = Value::String(realm.clone());
+    // Lock-out on, so that the end of the test can check that both nodes count together.
+    rep["bruteForceProtected"] = true.into();
+    rep["failureFactor"] = 3.into();
+    rep["waitIncrementSeconds"] = 60.into();
+    rep["maxFailureWaitSeconds"] = 900.into();
     let file = dir.join("realm.json");
     std::fs::write(&file, serde_json::to_vec(&rep).unwrap()).unwrap();
     let file = file.to_str().unwrap();
@@ -326,4 +331,51 @@ async fn one_flow_across_two_nodes_on_one_postgres() {
         c.refresh(a, str_of(&tokens, "refresh_token")).await,
         "refresh on A after logout on B",
     );
+
+    // An access token revoked by itself (RFC 7009) on A is refused on B.
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let form = browser
+        .open_login(&c.auth_url(b, &challenge, "again", ""))
+        .await;
+    let res = browser.submit_login(&b.url, &form, "alice", "alice").await;
+    let code = callback(&res).get("code").expect("no code").to_owned();
+    let tokens = c.redeem(a, &code, &verifier).await;
+    let at = str_of(&tokens, "access_token");
+    let userinfo_on_b = || {
+        http_client()
+            .get(c.oidc(b, "userinfo"))
+            .bearer_auth(at)
+            .send()
+    };
+    assert_eq!(userinfo_on_b().await.unwrap().status(), 200);
+    let res = http_client()
+        .post(c.oidc(a, "revoke"))
+        .form(&[("token", at), ("client_id", "demo-app")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(userinfo_on_b().await.unwrap().status(), 401);
+    assert_eq!(c.introspect(b, at).await["active"], false);
+
+    // The lock-out counts failures on both nodes together: two wrong passwords on A and
+    // one on B reach the factor of 3, so the right password is refused on A.
+    let mut browser = Browser::new();
+    let (_, challenge) = pkce();
+    let form = browser
+        .open_login(&c.auth_url(a, &challenge, "guess", ""))
+        .await;
+    for node in [a, a, b] {
+        let res = browser
+            .submit_login(&node.url, &form, "alice", "wrong")
+            .await;
+        assert_eq!(res.status(), 200, "a wrong password on {}", node.url);
+        assert!(res.headers().get("location").is_none());
+    }
+    let res = browser.submit_login(&a.url, &form, "alice", "alice").await;
+    assert_eq!(res.status(), 200, "the locked account logged in on A");
+    assert!(res.headers().get("location").is_none());
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Invalid username or password."), "{page}");
 }
