@@ -456,20 +456,17 @@ impl RefreshCheck {
     }
 }
 
-fn client_credentials(
-    signer: Signer<'_>,
-    client: &Client,
-    req: &TokenRequest,
-    now: Timestamp,
-    rng: &dyn Rng,
-) -> Result<TokenResponse, OAuthError> {
+/// Why `client` may not use client_credentials now, if it may not. The token endpoint
+/// refuses the grant with it; introspection and userinfo treat the client's earlier tokens
+/// as inactive for the same reasons.
+pub fn client_credentials_refusal(client: &Client) -> Option<OAuthError> {
     if client.public_client {
-        return Err(OAuthError::unauthorized_client(
+        return Some(OAuthError::unauthorized_client(
             "public clients cannot use client_credentials",
         ));
     }
     if !client.service_accounts_enabled {
-        return Err(OAuthError::unauthorized_client(
+        return Some(OAuthError::unauthorized_client(
             "client_credentials is not enabled for this client (serviceAccountsEnabled)",
         ));
     }
@@ -479,10 +476,23 @@ fn client_credentials(
         .is_some_and(|sa| sa.disabled)
     {
         // Disabling the service-account user stops the client, as in Keycloak.
-        return Err(OAuthError::invalid_request(format!(
+        return Some(OAuthError::invalid_request(format!(
             "User 'service-account-{}' disabled",
             client.client_id
         )));
+    }
+    None
+}
+
+fn client_credentials(
+    signer: Signer<'_>,
+    client: &Client,
+    req: &TokenRequest,
+    now: Timestamp,
+    rng: &dyn Rng,
+) -> Result<TokenResponse, OAuthError> {
+    if let Some(refusal) = client_credentials_refusal(client) {
+        return Err(refusal);
     }
     let granted = scope::grant(client, bounded("scope", req.scope.as_deref())?);
     // No ID token without an end-user: drop `openid`.

@@ -350,15 +350,8 @@ pub async fn active_access_token<S: Store>(
         })?;
     let grant_id = grant_of_jti(jti);
     // A client's own token (client_credentials: no grant) lives only as long as the client
-    // may use that grant: the token endpoint's checks, repeated here.
-    if grant_id.is_none()
-        && (client.public_client
-            || !client.service_accounts_enabled
-            || client
-                .service_account_user
-                .as_ref()
-                .is_some_and(|sa| sa.disabled))
-    {
+    // may use that grant.
+    if grant_id.is_none() && crate::grants::client_credentials_refusal(&client).is_some() {
         return Err(OAuthError::invalid_token(
             "the service account of this token is disabled",
         ));

@@ -161,7 +161,7 @@ async fn server_with_master_key(
 }
 
 /// The JWKS of realm `demo` at the node listening at `base`.
-async fn demo_jwks(base: &str) -> Value {
+pub async fn demo_jwks(base: &str) -> Value {
     http_client()
         .get(format!("{base}/realms/demo/protocol/openid-connect/certs"))
         .send()

@@ -1734,14 +1734,7 @@ fn jwt_header(token: &str) -> Value {
 /// The published JWK that signed `token`.
 async fn signing_jwk(server: &TestServer, token: &str) -> Value {
     let kid = jwt_header(token)["kid"].clone();
-    let certs: Value = http_client()
-        .get(server.url("/realms/demo/protocol/openid-connect/certs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let certs = crate::discovery::demo_jwks(&server.base_url).await;
     certs["keys"]
         .as_array()
         .unwrap()
